@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from lenet.data import Data, prepare
-from lenet.engine import EPOCH_METRICS, evaluate, fit, predict, resolve_device
+from lenet.engine import EPOCH_METRICS, check_schedule, evaluate, fit, predict, resolve_device
 from lenet.model import LeNet, layer_table, parameter_count
 
 from . import plots
@@ -52,6 +53,7 @@ def one_line(err: BaseException) -> str:
 
 def setup(cfg: DictConfig) -> Job:
     """Model, optimizer and data, or the first bad value in cfg as an exception."""
+    check_schedule(cfg.trainer.epochs, cfg.trainer.batch_size)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     model = instantiate(cfg.model).to(device)
@@ -61,11 +63,16 @@ def setup(cfg: DictConfig) -> Job:
 
 
 def job_identity(cfg: DictConfig) -> tuple[str, dict, dict | None]:
-    """The run's name (its overrides), its tags, and the sweep it belongs to, if any."""
+    """The run's name, its tags, and the sweep it belongs to, if any.
+
+    The name is the job's overrides; in a sweep, only those of the swept keys
+    (model=classic,optim=adam), since the rest are the same for every job.
+    """
     hc = HydraConfig.get()
-    name = ",".join(hc.overrides.task) or "defaults"
-    tags = {ROLE: "job", "hydra.overrides": " ".join(hc.overrides.task)}
     sweep = read_sweep(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None
+    named = [o for o in hc.overrides.task if not sweep or o.split("=", 1)[0] in sweep["swept"]]
+    name = ",".join(named or hc.overrides.task) or "defaults"
+    tags = {ROLE: "job", "hydra.overrides": " ".join(hc.overrides.task)}
     if sweep:
         tags |= {"mlflow.parentRunId": sweep["run_id"], SWEEP_ID: sweep["sweep_id"], "hydra.job_num": hc.job.num}
     return name, tags, sweep
@@ -173,6 +180,15 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path) -> dict:
     return final
 
 
+def record_failure(run: RunLog, err: Exception, out: Path) -> None:
+    """Mark run FAILED with the error as tags, and keep the traceback as an artifact."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "error.txt").write_text("".join(traceback.format_exception(err)))
+    run.tags({"error.type": type(err).__name__, "error.message": one_line(err)[:5000]})
+    run.client.log_artifact(run.run_id, str(out / "error.txt"))
+    run.end("FAILED")
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     name, tags, _ = job_identity(cfg)
@@ -184,15 +200,15 @@ def main(cfg: DictConfig) -> float:
         raise JobError(f"{name}: {one_line(err)}") from err
     run = RunLog.create(client, experiment_id, name, tags)
     run.params(run_params(cfg, job))
+    out = Path(HydraConfig.get().runtime.output_dir) / "artifacts"
     try:
-        final = train(cfg, job, run, name, Path(HydraConfig.get().runtime.output_dir) / "artifacts")
+        final = train(cfg, job, run, name, out)
     except KeyboardInterrupt:
         run.end("KILLED")
         raise
     except Exception as err:
-        run.tags({"error.type": type(err).__name__, "error.message": one_line(err)[:5000]})
-        run.end("FAILED")
-        log.exception("%s failed", name)  # the traceback goes to the job's log file
+        record_failure(run, err, out)
+        log.error("%s failed: %s (traceback in %s)", name, one_line(err), out / "error.txt")
         raise JobError(f"{name}: {one_line(err)}") from err
     run.end("FINISHED")
     return final["best_val_acc"]

@@ -1,18 +1,14 @@
 """MLflow tracking: one run per job, one parent run per sweep, with the jobs as nested children."""
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
-from hydra.experimental.callback import Callback
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
 
 from .config import PROJECT_ROOT
 
@@ -88,49 +84,3 @@ class RunLog:
 def read_sweep(sweep_dir: str | Path) -> dict | None:
     path = Path(sweep_dir) / SWEEP_FILE
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def child_statuses(client: MlflowClient, experiment_id: str, parent_id: str) -> list:
-    return client.search_runs(
-        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", max_results=10000
-    )
-
-
-class SweepCallback(Callback):
-    """Opens the sweep's parent run before the first job and closes it after the last."""
-
-    def __init__(self) -> None:
-        self.parent: RunLog | None = None
-        self.experiment_id = ""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        sweep_id = f"{sweep_dir.name}-{uuid.uuid4().hex[:6]}"
-        client, self.experiment_id = connect(config.mlflow.tracking_uri, config.mlflow.experiment)
-        overrides = " ".join(config.hydra.overrides.task) or "(defaults)"
-        self.parent = RunLog.create(
-            client, self.experiment_id, f"sweep {overrides}",
-            {ROLE: "sweep", SWEEP_ID: sweep_id, "hydra.overrides": overrides, "hydra.sweep_dir": sweep_dir},
-        )
-        (sweep_dir / SWEEP_FILE).write_text(json.dumps({"run_id": self.parent.run_id, "sweep_id": sweep_id}))
-        log.info("MLflow sweep %s: parent run %s", sweep_id, self.parent.run_id)
-        # An interrupt or crash skips on_multirun_end; the parent must not stay RUNNING forever.
-        atexit.register(self.close, "KILLED")
-
-    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        if self.parent is None:
-            return
-        runs = child_statuses(self.parent.client, self.experiment_id, self.parent.run_id)
-        failed = [r for r in runs if r.info.status != "FINISHED"]
-        self.close("FAILED" if failed else "FINISHED")
-        log.info("Sweep done: %d runs, %d finished, %d not", len(runs), len(runs) - len(failed), len(failed))
-        for r in failed:
-            log.error("  %s: %s %s", r.info.run_name, r.info.status, r.data.tags.get("error.message", ""))
-        if failed:
-            raise SystemExit(1)
-
-    def close(self, status: str) -> None:
-        if self.parent is not None:
-            self.parent.end(status)
-            self.parent = None

@@ -77,6 +77,13 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = 1024) -> tuple[fl
     return loss, acc
 
 
+def check_schedule(epochs: int, batch_size: int) -> None:
+    if epochs < 1:
+        raise ValueError(f"trainer.epochs {epochs} must be >= 1")
+    if batch_size < 1:
+        raise ValueError(f"trainer.batch_size {batch_size} must be >= 1")
+
+
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -87,10 +94,7 @@ def fit(
     on_epoch: Callable[[dict], None] | None = None,
 ) -> FitResult:
     """Train for epochs; data and model must already be on the same device."""
-    if epochs < 1:
-        raise ValueError(f"epochs {epochs} must be >= 1")
-    if batch_size < 1:
-        raise ValueError(f"batch_size {batch_size} must be >= 1")
+    check_schedule(epochs, batch_size)
     device = data.train.labels.device
     shuffle = torch.Generator(device=device).manual_seed(seed)
     step = make_step(model, optimizer)

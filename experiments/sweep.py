@@ -1,0 +1,65 @@
+"""The sweep's parent MLflow run, opened before Hydra launches the first job and closed after the last."""
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import uuid
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from .export import job_runs, sweep_summary
+from .tracking import ROLE, SWEEP_FILE, SWEEP_ID, RunLog, connect
+
+log = logging.getLogger(__name__)
+
+
+class SweepCallback(Callback):
+    """Hydra callback (conf/config.yaml: hydra.callbacks) that makes one parent run per multirun.
+
+    The jobs find the parent through SWEEP_FILE in the sweep dir, which works for any launcher
+    whose jobs share the file system (local processes, joblib, submitit).
+    """
+
+    def __init__(self) -> None:
+        self.parent: RunLog | None = None
+        self.experiment_id = ""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        sweep_id = f"{sweep_dir.name}-{uuid.uuid4().hex[:6]}"  # unique even for two sweeps in one second
+        client, self.experiment_id = connect(config.mlflow.tracking_uri, config.mlflow.experiment)
+        task = list(config.hydra.overrides.task)
+        overrides = " ".join(task) or "(defaults)"
+        swept = [o.get_key_element() for o in OverridesParser.create().parse_overrides(task) if o.is_sweep_override()]
+        self.parent = RunLog.create(
+            client, self.experiment_id, f"sweep {overrides}",
+            {ROLE: "sweep", SWEEP_ID: sweep_id, "hydra.overrides": overrides, "hydra.sweep_dir": sweep_dir},
+        )
+        (sweep_dir / SWEEP_FILE).write_text(json.dumps({"run_id": self.parent.run_id, "sweep_id": sweep_id, "swept": swept}))
+        log.info("MLflow sweep %s: parent run %s", sweep_id, self.parent.run_id)
+        # A failed job, Ctrl-C or SIGTERM skips on_multirun_end: close the parent at exit regardless.
+        atexit.register(self.close, ended=False)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        self.close(ended=True)
+
+    def close(self, ended: bool) -> None:
+        """End the parent run: FAILED if a job failed, KILLED if the sweep stopped early, else FINISHED."""
+        if self.parent is None:
+            return
+        parent, self.parent = self.parent, None
+        runs = job_runs(parent.client, self.experiment_id, parent.run_id)
+        statuses = [r.info.status for r in runs]
+        status = "FAILED" if "FAILED" in statuses else "FINISHED" if ended else "KILLED"
+        parent.end(status)
+        done = statuses.count("FINISHED")
+        log.info("Sweep %s: %d of %d runs finished\n%s", status, done, len(runs),
+                 sweep_summary(parent.client, self.experiment_id, parent.run_id))
+        for run in runs:
+            if run.info.status != "FINISHED":
+                log.error("%s: %s %s", run.info.run_name, run.info.status, run.data.tags.get("error.message", ""))

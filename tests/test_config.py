@@ -1,0 +1,48 @@
+import inspect
+import itertools
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from experiments.config import compose
+from lenet.data import prepare
+
+MODELS, OPTIMS, DATA = ("classic", "d2l"), ("sgd", "adam"), ("mnist5k", "mnist", "fashion_mnist")
+
+
+@pytest.mark.parametrize("model, optim, data", itertools.product(MODELS, OPTIMS, DATA))
+def test_every_combination_composes_and_instantiates(model, optim, data, idx_root):
+    cfg = compose([f"model={model}", f"optim={optim}", f"data={data}", f"data.root={idx_root}"])
+    net = instantiate(cfg.model)
+    assert net.input_size == {"classic": 32, "d2l": 28}[model]
+    opt = instantiate(cfg.optim, _convert_="all")(net.parameters())
+    assert isinstance(opt, {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[optim])
+    assert opt.defaults["lr"] == {"sgd": 0.9, "adam": 1e-3}[optim]
+    assert set(cfg.data) <= set(inspect.signature(prepare).parameters)
+    assert cfg.data.name == data
+
+
+def test_defaults_are_the_recipes():
+    d2l = compose(["model=d2l"]).model
+    classic = compose([]).model
+    assert (d2l.activation, d2l.pool, d2l.init) == ("sigmoid", "avg", "xavier")
+    assert (classic.activation, classic.pool, classic.init) == ("relu", "max", "default")
+    cfg = compose([])
+    assert (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.data.name) == (10, 256, "mnist5k")
+
+
+def test_overrides_reach_the_objects():
+    cfg = compose(["model=d2l", "model.activation=relu", "model.pool=max", "optim=sgd", "optim.lr=0.1",
+                   "optim.momentum=0.9", "optim.weight_decay=1e-4"])
+    net = instantiate(cfg.model)
+    assert type(net[1]).__name__ == "ReLU" and type(net[2]).__name__ == "MaxPool2d"
+    opt = instantiate(cfg.optim, _convert_="all")(net.parameters())
+    assert (opt.defaults["lr"], opt.defaults["momentum"], opt.defaults["weight_decay"]) == (0.1, 0.9, 1e-4)
+
+
+def test_default_store_is_under_runs_at_the_project_root():
+    from experiments.config import PROJECT_ROOT
+
+    cfg = compose([])
+    assert cfg.mlflow.tracking_uri == f"sqlite:///{PROJECT_ROOT}/runs/mlflow.db"

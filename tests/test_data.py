@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from lenet.data import DatasetMissing, load_raw, prepare, split_validation, to_input_geometry
+
+from .idx import digits
+
+
+@pytest.mark.parametrize("name, classes", [("mnist", "0 - zero"), ("fashion_mnist", "T-shirt/top")])
+def test_torchvision_classes_load_idx_files_without_network(idx_root, name, classes):
+    # download=True must not touch the network when the files are already there.
+    raw = load_raw(name, idx_root, download=True)
+    assert raw.train_images.shape == (200, 28, 28) and raw.train_images.dtype == torch.uint8
+    assert raw.test_images.shape == (100, 28, 28)
+    images, labels = digits(200, seed=1)
+    assert torch.equal(raw.train_images, torch.from_numpy(images))
+    assert raw.train_labels.tolist() == labels.tolist()
+    assert raw.classes[0] == classes and len(raw.classes) == 10
+
+
+def test_missing_files_offline_give_one_line_naming_the_place(tmp_path):
+    with pytest.raises(DatasetMissing) as err:
+        load_raw("fashion_mnist", tmp_path, download=False)
+    message = str(err.value)
+    assert "\n" not in message
+    assert str(tmp_path / "FashionMNIST" / "raw") in message
+    assert "train-images-idx3-ubyte" in message and "data.download=true" in message
+
+
+def test_unknown_dataset_names_the_choices():
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'; choose one of: mnist5k, mnist, fashion_mnist"):
+        load_raw("cifar")
+
+
+def test_pad_centres_the_digit_in_a_zero_border_and_resize_stretches_it():
+    white = torch.full((2, 28, 28), 255, dtype=torch.uint8)
+    padded = to_input_geometry(white, 32, "pad")
+    resized = to_input_geometry(white, 32, "resize")
+    assert padded.shape == resized.shape == (2, 1, 32, 32)
+    assert padded[:, :, 2:30, 2:30].eq(1).all() and padded.sum() == 2 * 28 * 28
+    assert padded[:, :, :2].eq(0).all() and padded[:, :, :, 30:].eq(0).all()
+    assert torch.allclose(resized, torch.ones_like(resized))  # no border: the image fills 32x32
+    assert to_input_geometry(white, 28, "pad").shape == (2, 1, 28, 28)
+
+
+def test_geometry_follows_the_model(idx_root):
+    classic = prepare("mnist", input_size=32, root=idx_root, download=False, fit_to_input="resize")
+    d2l = prepare("mnist", input_size=28, root=idx_root, download=False)
+    assert classic.train.images.shape[1:] == (1, 32, 32) and d2l.train.images.shape[1:] == (1, 28, 28)
+    assert d2l.train.images.max() == 1.0 and d2l.train.images.min() >= 0  # ToTensor's [0, 1]
+
+
+def test_mean_std_normalisation(idx_root):
+    data = prepare("mnist", 28, idx_root, download=False, normalize="mean_std", mean=0.5, std=0.25)
+    assert data.train.images.max() == pytest.approx((1 - 0.5) / 0.25)
+
+
+def test_validation_split_is_deterministic_per_seed_and_disjoint():
+    images, labels = torch.arange(100).float().view(100, 1, 1, 1), torch.arange(100)
+    train, val = split_validation(images, labels, 0.2, seed=3)
+    again_train, again_val = split_validation(images, labels, 0.2, seed=3)
+    _, other_val = split_validation(images, labels, 0.2, seed=4)
+    assert (len(train), len(val)) == (80, 20)
+    assert torch.equal(val.labels, again_val.labels) and torch.equal(train.labels, again_train.labels)
+    assert not torch.equal(val.labels, other_val.labels)
+    assert sorted(train.labels.tolist() + val.labels.tolist()) == list(range(100))
+    assert split_validation(images, labels, 0.0, seed=3)[1] is None
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5])
+def test_val_fraction_outside_unit_interval_is_refused(fraction):
+    with pytest.raises(ValueError, match=f"val_fraction {fraction} is outside"):
+        split_validation(torch.zeros(10, 1, 1, 1), torch.zeros(10), fraction, seed=0)
+
+
+def test_embedded_digits_have_a_fixed_test_set_whatever_the_seed():
+    a = prepare("mnist5k", 28, val_fraction=0.1, seed=0)
+    b = prepare("mnist5k", 28, val_fraction=0.1, seed=1)
+    assert (len(a.train), len(a.val), len(a.test)) == (3600, 400, 1000)
+    assert torch.equal(a.test.labels, b.test.labels) and torch.equal(a.test.images, b.test.images)
+    assert not torch.equal(a.val.labels, b.val.labels)
+    assert torch.bincount(a.test.labels).min() > 70  # all ten digits are in the test set
+    assert a.classes == [str(d) for d in range(10)]

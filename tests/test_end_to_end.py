@@ -1,0 +1,114 @@
+"""The README's commands, run as a user runs them, in a subprocess, against a real MLflow store."""
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from experiments.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+SWEEP = ["-m", "model=classic,d2l", "optim=sgd,adam"]
+ARTIFACTS = {"config.yaml", "layers.txt", "history.csv", "learning_curves.png", "confusion_matrix.csv",
+             "confusion_matrix.png", "predictions.csv", "model_best.pt"}
+
+
+def run(module, *args, check=True):
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def store(runs_dir):
+    client = MlflowClient(f"sqlite:///{runs_dir}/mlflow.db")
+    experiment = client.get_experiment_by_name("lenet-sweeps")
+    return client, client.search_runs([experiment.experiment_id], max_results=100)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """The README's sweep on the embedded digits, cut to 1 epoch, writing under a temporary runs/."""
+    runs_dir = tmp_path_factory.mktemp("runs")
+    proc = run("experiments.run", *SWEEP, "trainer.epochs=1", f"runs_dir={runs_dir}")
+    return runs_dir, proc
+
+
+def test_sweep_logs_one_parent_and_four_finished_children(sweep):
+    runs_dir, proc = sweep
+    client, runs = store(runs_dir)
+    parents = [r for r in runs if r.data.tags.get("lenet.role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("lenet.role") == "job"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 4
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert {r.info.run_name for r in children} == {
+        "model=classic,optim=sgd", "model=classic,optim=adam", "model=d2l,optim=sgd", "model=d2l,optim=adam"}
+    assert {r.info.status for r in children} == {"FINISHED"}
+    assert "4 of 4 runs finished" in proc.stdout + proc.stderr
+
+
+def test_each_child_has_params_metrics_and_artifacts(sweep):
+    runs_dir, _ = sweep
+    client, runs = store(runs_dir)
+    for child in (r for r in runs if r.data.tags.get("lenet.role") == "job"):
+        params = child.data.params
+        assert params["parameter_count"] == "61706" and params["device_used"] == "cpu"
+        assert params["input_size"] == {"classic": "32", "d2l": "28"}[params["model"]]
+        assert params["model.activation"] in {"relu", "sigmoid"} and float(params["optim.lr"]) in {0.9, 1e-3}
+        assert {"test_acc", "test_loss", "last_test_acc", "best_val_acc", "train_seconds"} <= set(child.data.metrics)
+        history = client.get_metric_history(child.info.run_id, "val_acc")
+        assert [m.step for m in history] == [1]
+        assert child.data.tags["hydra.overrides"].startswith("model=")
+        assert child.data.tags["lenet.sweep_id"]
+        assert {a.path for a in client.list_artifacts(child.info.run_id)} == ARTIFACTS
+
+
+def test_export_writes_four_rows_and_a_pivot(sweep):
+    runs_dir, _ = sweep
+    out = runs_dir / "exports"
+    proc = run("experiments.export", "--tracking-uri", f"sqlite:///{runs_dir}/mlflow.db", "--out", str(out),
+               "--format", "csv,md")
+    table = pd.read_csv(next(p for p in out.glob("*.csv") if "pivot" not in p.name))
+    assert len(table) == 4 and set(table["status"]) == {"FINISHED"}
+    assert set(table.columns) >= {"model", "activation", "pool", "optim", "lr", "data", "seed", "epochs", "test_acc",
+                                  "best_val_acc", "train_seconds", "samples_per_second", "status", "run_id"}
+    pivot = pd.read_csv(next(out.glob("*-pivot.csv")))
+    assert list(pivot["model"]) == ["classic", "d2l"] and {"adam", "sgd"} <= set(pivot.columns)
+    assert "| classic " in proc.stdout and "test_acc by model x optim" in proc.stdout
+
+
+def test_torchvision_dataset_run_logs_class_names(tmp_path, idx_root):
+    run("experiments.run", "data=fashion_mnist", f"data.root={idx_root}", "data.download=false",
+        "model=d2l", "trainer.epochs=2", f"runs_dir={tmp_path}")
+    client, runs = store(tmp_path)
+    (only,) = runs
+    assert only.info.status == "FINISHED" and only.data.params["train_size"] == "180"
+    matrix = pd.read_csv(client.download_artifacts(only.info.run_id, "confusion_matrix.csv", str(tmp_path)),
+                         index_col=0)
+    assert matrix.index[0] == "T-shirt/top" and matrix.to_numpy().sum() == 100
+    predictions = pd.read_csv(client.download_artifacts(only.info.run_id, "predictions.csv", str(tmp_path)))
+    assert len(predictions) == 100 and "Ankle boot" in set(predictions["label_name"])
+
+
+def test_a_failing_job_ends_failed_and_the_others_still_run(tmp_path):
+    proc = run("experiments.run", "-m", "model=classic", "model._target_=tests.faults.exploding_lenet,"
+               "lenet.model.lenet_classic", "trainer.epochs=1", f"runs_dir={tmp_path}", check=False)
+    assert proc.returncode != 0
+    assert "model._target_=tests.faults.exploding_lenet: injected fault in forward" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr  # it is kept in the run's error.txt instead
+    _, runs = store(tmp_path)
+    by_status = {r.info.status: r for r in runs if r.data.tags.get("lenet.role") == "job"}
+    assert set(by_status) == {"FAILED", "FINISHED"}
+    assert by_status["FAILED"].data.tags["error.message"] == "injected fault in forward"
+    assert by_status["FAILED"].data.tags["error.type"] == "RuntimeError"
+    (parent,) = [r for r in runs if r.data.tags.get("lenet.role") == "sweep"]
+    assert parent.info.status == "FAILED"
+
+
+def test_inspect_prints_the_layer_table():
+    proc = run("experiments.inspect", "model=classic")
+    assert "Conv2d output shape:\ttorch.Size([1, 120, 1, 1])" in proc.stdout
+    assert "Parameters: 61,706" in proc.stdout
