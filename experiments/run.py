@@ -24,11 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from lenet.data import Data, prepare
-from lenet.engine import EPOCH_METRICS, check_schedule, evaluate, fit, predict, resolve_device
+from lenet.engine import EPOCH_METRICS, check_trainer, evaluate, fit, predict, resolve_device
 from lenet.model import LeNet, layer_table, parameter_count
 
 from . import plots
-from .config import flatten, register_resolvers
+from .config import CONF_DIR, flatten, register_resolvers
 from .tracking import ROLE, SWEEP_ID, RunLog, connect, read_sweep
 
 log = logging.getLogger("experiments.run")
@@ -53,7 +53,7 @@ def one_line(err: BaseException) -> str:
 
 def setup(cfg: DictConfig) -> Job:
     """Model, optimizer and data, or the first bad value in cfg as an exception."""
-    check_schedule(cfg.trainer.epochs, cfg.trainer.batch_size)
+    check_trainer(cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.compile)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     model = instantiate(cfg.model).to(device)
@@ -153,7 +153,7 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path) -> dict:
     report, close = progress(cfg, name)
     try:
         result = fit(job.model, job.optimizer, job.data, cfg.trainer.epochs, cfg.trainer.batch_size,
-                     seed=cfg.seed, on_epoch=on_epoch)
+                     seed=cfg.seed, on_epoch=on_epoch, compile=cfg.trainer.compile)
     finally:
         close()
     history = pd.DataFrame(result.history)
@@ -174,6 +174,7 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path) -> dict:
         "train_samples_per_second": len(job.data.train) * len(history) / train_seconds,
     }
     run.metrics(final, step=len(history))
+    run.params({"step_kind": result.step_kind})
     run.artifacts(out)
     log.info("%s: test_acc %.4f (best epoch %d), last test_acc %.4f, %.1f s training",
              name, test_acc, result.best_epoch, last_acc, train_seconds)
@@ -189,7 +190,7 @@ def record_failure(run: RunLog, err: Exception, out: Path) -> None:
     run.end("FAILED")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
     name, tags, _ = job_identity(cfg)
     try:
@@ -218,7 +219,15 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")  # so SIGTERM ends runs KILLED, as Ctrl-C does
 
 
-if __name__ == "__main__":
+def cli() -> None:
     register_resolvers()
     signal.signal(signal.SIGTERM, _terminate)
     main()
+
+
+if __name__ == "__main__":
+    # Call the importable module's main, not __main__'s: process launchers (joblib, submitit)
+    # pickle the task function, and only a function of an importable module pickles by reference.
+    from experiments.run import cli as run_cli
+
+    run_cli()

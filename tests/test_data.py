@@ -81,3 +81,37 @@ def test_embedded_digits_have_a_fixed_test_set_whatever_the_seed():
     assert not torch.equal(a.val.labels, b.val.labels)
     assert torch.bincount(a.test.labels).min() > 70  # all ten digits are in the test set
     assert a.classes == [str(d) for d in range(10)]
+
+
+def test_cache_builds_once_and_serves_the_same_tensors(idx_root, tmp_path):
+    kw = dict(name="mnist", input_size=32, root=idx_root, download=False, fit_to_input="resize", val_fraction=0.1)
+    fresh = prepare(**kw)
+    first = prepare(**kw, cache_dir=tmp_path)
+    (cache_file,) = tmp_path.glob("mnist-32px-resize-none-*.pt")
+    stamp = cache_file.stat().st_mtime_ns
+    second = prepare(**kw, cache_dir=tmp_path)
+    assert cache_file.stat().st_mtime_ns == stamp  # served, not rebuilt
+    for data in (first, second):
+        assert torch.equal(data.train.images, fresh.train.images) and torch.equal(data.val.labels, fresh.val.labels)
+        assert torch.equal(data.test.images, fresh.test.images) and data.classes == fresh.classes
+    prepare(**{**kw, "fit_to_input": "pad"}, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("mnist-32px-*.pt"))) == 2  # one file per geometry
+
+
+def test_a_corrupt_cache_file_is_rebuilt(idx_root, tmp_path):
+    kw = dict(name="mnist", input_size=28, root=idx_root, download=False, cache_dir=tmp_path)
+    good = prepare(**kw)
+    (cache_file,) = tmp_path.glob("*.pt")
+    cache_file.write_bytes(cache_file.read_bytes()[:100])
+    assert torch.equal(prepare(**kw).train.images, good.train.images)
+    assert cache_file.stat().st_size > 100_000
+
+
+def test_changed_source_files_invalidate_the_cache(tmp_path):
+    from .idx import write_dataset
+
+    root = write_dataset(tmp_path / "data", "MNIST", n_train=50, n_test=20)
+    kw = dict(name="mnist", input_size=28, root=root, download=False, cache_dir=tmp_path / "cache")
+    assert len(prepare(**kw).train) == 50
+    write_dataset(root, "MNIST", n_train=60, n_test=20)
+    assert len(prepare(**kw).train) == 60

@@ -1,0 +1,165 @@
+"""python -m experiments.bench [--seeds N] [--concurrent 1,2,4] [--no-baseline] [overrides ...]
+
+Trains the same recipe (default: d2l's, model=d2l optim=sgd) two ways in one run, on the same
+data and device: a faithful replica of d2l's train_ch6 loop (torchvision DataLoader, ToTensor per
+sample, a host sync per step) and this project's engine. Prints wall seconds, training samples/s
+and test accuracy for each, and the engine/baseline ratio. Overrides are the run command's, e.g.
+data=mnist data.root=/data trainer.epochs=10 device=cuda.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+import warnings
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from lenet.data import TORCHVISION_DATASETS, Data, load_raw, prepare
+from lenet.engine import fit, resolve_device
+from lenet.reference import PilImages, loader, per_sample_transform, train_ch6
+
+from .config import compose
+
+RECIPE = ["model=d2l", "optim=sgd"]
+
+
+def data_kwargs(cfg: DictConfig, input_size: int) -> dict:
+    return dict(cfg.data) | dict(input_size=input_size, val_fraction=0.0)
+
+
+def baseline_datasets(cfg: DictConfig, input_size: int):
+    """Per-sample datasets as d2l builds them: torchvision's own classes where the data has one."""
+    d = cfg.data
+    transform = per_sample_transform(input_size, d.fit_to_input, d.normalize, d.mean, d.std)
+    if d.name in TORCHVISION_DATASETS:
+        cls = TORCHVISION_DATASETS[d.name]
+        return [cls(root=d.root, train=train, transform=transform, download=d.download) for train in (True, False)]
+    raw = load_raw(d.name, d.root, d.download)
+    return [PilImages(raw.train_images, raw.train_labels, transform), PilImages(raw.test_images, raw.test_labels, transform)]
+
+
+def run_baseline(cfg, net, device) -> dict:
+    train_set, test_set = baseline_datasets(cfg, net.input_size)
+    batch = cfg.trainer.batch_size
+    start = time.perf_counter()
+    train_iter, test_iter = loader(train_set, batch), loader(test_set, batch, shuffle=False)
+    optimizer = instantiate(cfg.optim, _convert_="all")(net.parameters())
+    history = train_ch6(net, train_iter, test_iter, cfg.trainer.epochs, optimizer, device, init_weights=False)
+    wall = time.perf_counter() - start
+    return dict(variant="d2l train_ch6 replica", wall=wall, samples=len(train_set) * cfg.trainer.epochs,
+                test_acc=history[-1]["test_acc"], steady=None)
+
+
+def run_engine(cfg, net, device, compile: str) -> dict:
+    start = time.perf_counter()
+    data = prepare(**data_kwargs(cfg, net.input_size))
+    data = Data(data.train, data.test, data.test, data.classes).to(device)  # test each epoch, as train_ch6
+    net.to(device)
+    optimizer = instantiate(cfg.optim, _convert_="all")(net.parameters())
+    result = fit(net, optimizer, data, cfg.trainer.epochs, cfg.trainer.batch_size, seed=cfg.seed, compile=compile)
+    wall = time.perf_counter() - start
+    later = [row["samples_per_second"] for row in result.history[1:]] or [result.history[0]["samples_per_second"]]
+    return dict(variant=f"engine ({result.step_kind})", wall=wall, samples=len(data.train) * cfg.trainer.epochs,
+                test_acc=result.history[-1]["val_acc"], steady=statistics.median(later))
+
+
+def concurrent_worker(rank, overrides, compile, barrier, results):
+    cfg = compose(overrides)
+    torch.manual_seed(cfg.seed + rank)
+    net = instantiate(cfg.model)
+    barrier.wait()
+    results[rank] = run_engine(cfg, net, resolve_device(cfg.device), compile)
+
+
+def measure_concurrency(overrides: list[str], counts: list[int], compile: str) -> list[dict]:
+    """k engine jobs at once, each in its own process: aggregate samples/s against k."""
+    ctx = torch.multiprocessing.get_context("spawn")
+    rows = []
+    for k in counts:
+        manager = ctx.Manager()
+        results, barrier = manager.dict(), ctx.Barrier(k + 1)
+        procs = [ctx.Process(target=concurrent_worker, args=(r, overrides, compile, barrier, results)) for r in range(k)]
+        for p in procs:
+            p.start()
+        barrier.wait()
+        start = time.perf_counter()
+        for p in procs:
+            p.join()
+        wall = time.perf_counter() - start
+        samples = sum(r["samples"] for r in results.values())
+        rows.append(dict(jobs=k, wall=wall, aggregate=samples / wall,
+                         steady_sum=sum(r["steady"] for r in results.values())))
+    return rows
+
+
+def fmt_table(headers: list[str], rows: list[list]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--seeds", type=int, default=1, help="repeat each variant with seeds 0..N-1")
+    parser.add_argument("--no-baseline", action="store_true", help="time the engine only")
+    parser.add_argument("--compile", default="auto", help="engine step: auto, cuda_graph, torch_compile, off")
+    parser.add_argument("--concurrent", default="", help="e.g. 1,2,4: also run that many engine jobs at once")
+    args, overrides = parser.parse_known_args(argv)
+    # d2l's 4 workers exceed 2 cores; torch warns, and the replica keeps them as the book does.
+    warnings.filterwarnings("ignore", message="This DataLoader will create")
+    overrides = RECIPE + overrides
+    cfg = compose(overrides)
+    device = resolve_device(cfg.device)
+    prepare(**data_kwargs(cfg, instantiate(cfg.model).input_size))  # fills the cache outside the timings
+    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; data {cfg.data.name}, "
+          f"{' '.join(overrides)}, epochs {cfg.trainer.epochs}, batch {cfg.trainer.batch_size}", flush=True)
+    rows = []
+    for seed in range(args.seeds):
+        cfg = compose(overrides + [f"seed={seed}"])
+        torch.manual_seed(seed)
+        net = instantiate(cfg.model)
+        if not args.no_baseline:
+            rows.append(dict(run_baseline(cfg, copy.deepcopy(net), device), seed=seed))
+            print(f"  seed {seed} baseline: {rows[-1]['wall']:.1f} s, test_acc {rows[-1]['test_acc']:.4f}", flush=True)
+        rows.append(dict(run_engine(cfg, copy.deepcopy(net), device, args.compile), seed=seed))
+        print(f"  seed {seed} engine: {rows[-1]['wall']:.1f} s, test_acc {rows[-1]['test_acc']:.4f}", flush=True)
+    print(report(rows, device, cfg.trainer.epochs))
+    if args.concurrent:
+        counts = [int(k) for k in args.concurrent.split(",")]
+        conc = measure_concurrency(overrides, counts, args.compile)
+        base = conc[0]["aggregate"] / conc[0]["jobs"]
+        print("\nconcurrent engine jobs on one device (wall from a common start to the last job's end):")
+        print(fmt_table(["jobs", "wall s", "aggregate samples/s", "x one job", "sum of steady samples/s"],
+                        [[r["jobs"], f"{r['wall']:.2f}", f"{r['aggregate']:,.0f}", f"{r['aggregate'] / base:.2f}",
+                          f"{r['steady_sum']:,.0f}"] for r in conc]))
+    return 0
+
+
+def report(rows: list[dict], device, epochs: int) -> str:
+    by_variant: dict[str, list[dict]] = {}
+    for row in rows:
+        by_variant.setdefault(row["variant"], []).append(row)
+    base = next((v for k, v in by_variant.items() if k.startswith("d2l")), None)
+    base_rate = statistics.mean(r["samples"] / r["wall"] for r in base) if base else None
+    table = []
+    for variant, runs in by_variant.items():
+        rate = statistics.mean(r["samples"] / r["wall"] for r in runs)
+        accs = [r["test_acc"] for r in runs]
+        acc = f"{statistics.mean(accs):.4f}" + (f" ± {statistics.stdev(accs):.4f}" if len(accs) > 1 else "")
+        steady = [r["steady"] for r in runs if r["steady"]]
+        table.append([variant, device.type, epochs, len(runs), f"{statistics.mean(r['wall'] for r in runs):.2f}",
+                      f"{rate:,.0f}", f"{statistics.mean(steady):,.0f}" if steady else "-", acc,
+                      f"{rate / base_rate:.2f}x" if base_rate else "-"])
+    headers = ["variant", "device", "epochs", "seeds", "wall s", "train samples/s (wall)",
+               "steady samples/s", "test acc", "vs baseline"]
+    return "\n" + fmt_table(headers, table)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
