@@ -51,11 +51,21 @@ def one_line(err: BaseException) -> str:
     return text if isinstance(err, (ValueError, RuntimeError)) and text else f"{type(err).__name__}: {text}"
 
 
+def share_cores() -> None:
+    """Jobs running side by side (hydra/launcher=joblib) split the cores instead of oversubscribing them."""
+    concurrent = HydraConfig.get().launcher.get("n_jobs")
+    if concurrent:
+        cores = os.cpu_count() or 1
+        torch.set_num_threads(max(1, cores // (cores if concurrent < 0 else concurrent)))
+
+
 def setup(cfg: DictConfig) -> Job:
     """Model, optimizer and data, or the first bad value in cfg as an exception."""
     check_trainer(cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.compile)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        share_cores()
     model = instantiate(cfg.model).to(device)
     optimizer = instantiate(cfg.optim, _convert_="all")(model.parameters())
     data = prepare(input_size=model.input_size, seed=cfg.seed, **cfg.data).to(device)
