@@ -13,7 +13,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from .config import compose
-from .tracking import ROLE, SWEEP_ID, connect
+from .tracking import DIVERGED, ROLE, SWEEP_ID, connect
 
 # column -> where it lives on the run ("params.*", "metrics.*", "info.*", "tags.*")
 COLUMNS = {
@@ -52,8 +52,9 @@ def runs_table(runs: list) -> pd.DataFrame:
     """One row per run with the COLUMNS above; numbers as numbers."""
     rows = []
     for run in runs:
+        status = "DIVERGED" if DIVERGED in run.data.tags else run.info.status
         sources = {"params": run.data.params, "metrics": run.data.metrics, "tags": run.data.tags,
-                   "info": {"status": run.info.status, "run_id": run.info.run_id}}
+                   "info": {"status": status, "run_id": run.info.run_id}}
         rows.append({col: sources[src.split(".", 1)[0]].get(src.split(".", 1)[1]) for col, src in COLUMNS.items()})
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     for col in ("lr", "seed", "epochs"):

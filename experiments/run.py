@@ -29,7 +29,8 @@ from lenet.model import LeNet, layer_table, parameter_count
 
 from . import plots
 from .config import CONF_DIR, flatten, register_resolvers
-from .tracking import ROLE, SWEEP_ID, RunLog, connect, read_sweep
+from .validate import BadInput, check_command
+from .tracking import DIVERGED, ROLE, SWEEP_ID, RunLog, connect, read_sweep
 
 log = logging.getLogger("experiments.run")
 
@@ -169,6 +170,9 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path) -> dict:
     history = pd.DataFrame(result.history)
     history.to_csv(out / "history.csv", index=False)
     plots.learning_curves(history, out / "learning_curves.png", title=name)
+    if result.diverged_epoch is not None:  # no test metrics: a diverged model's accuracy means nothing
+        run.artifacts(out)
+        return {"diverged_epoch": result.diverged_epoch, "train_loss": history["train_loss"].iloc[-1]}
 
     last_loss, last_acc = evaluate(job.model, job.data.test)
     job.model.load_state_dict(result.best_state)
@@ -221,6 +225,12 @@ def main(cfg: DictConfig) -> float:
         record_failure(run, err, out)
         log.error("%s failed: %s (traceback in %s)", name, one_line(err), out / "error.txt")
         raise JobError(f"{name}: {one_line(err)}") from err
+    if "diverged_epoch" in final:
+        message = f"training loss became {final['train_loss']} at epoch {final['diverged_epoch']}; stopped there"
+        run.tags({DIVERGED: final["diverged_epoch"], "error.type": "Diverged", "error.message": message})
+        run.end("FAILED")
+        log.warning("%s diverged: %s", name, message)
+        return float("nan")
     run.end("FINISHED")
     return final["best_val_acc"]
 
@@ -231,6 +241,11 @@ def _terminate(signum, frame):
 
 def cli() -> None:
     register_resolvers()
+    try:
+        check_command(sys.argv[1:])
+    except BadInput as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     signal.signal(signal.SIGTERM, _terminate)
     main()
 

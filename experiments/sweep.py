@@ -12,7 +12,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from .export import job_runs, sweep_summary
-from .tracking import ROLE, SWEEP_FILE, SWEEP_ID, RunLog, connect
+from .tracking import DIVERGED, ROLE, SWEEP_FILE, SWEEP_ID, RunLog, connect
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,13 @@ class SweepCallback(Callback):
             return
         parent, self.parent = self.parent, None
         runs = job_runs(parent.client, self.experiment_id, parent.run_id)
-        statuses = [r.info.status for r in runs]
-        status = "FAILED" if "FAILED" in statuses else "FINISHED" if ended else "KILLED"
+        diverged = [r for r in runs if DIVERGED in r.data.tags]  # an outcome of the config, not a crash
+        crashed = [r for r in runs if r.info.status != "FINISHED" and DIVERGED not in r.data.tags]
+        status = "FAILED" if any(r.info.status == "FAILED" for r in crashed) else "FINISHED" if ended else "KILLED"
         parent.end(status)
-        done = statuses.count("FINISHED")
-        log.info("Sweep %s: %d of %d runs finished\n%s", status, done, len(runs),
+        done = sum(r.info.status == "FINISHED" for r in runs)
+        log.info("Sweep %s: %d of %d runs finished, %d diverged\n%s", status, done, len(runs), len(diverged),
                  sweep_summary(parent.client, self.experiment_id, parent.run_id))
-        for run in runs:
-            if run.info.status != "FINISHED":
-                log.error("%s: %s %s", run.info.run_name, run.info.status, run.data.tags.get("error.message", ""))
+        for run in diverged + crashed:
+            state = "DIVERGED" if DIVERGED in run.data.tags else run.info.status
+            log.error("%s: %s %s", run.info.run_name, state, run.data.tags.get("error.message", ""))

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 ROLE = "lenet.role"  # "sweep" on a sweep's parent run, "job" on each job's run
 SWEEP_ID = "lenet.sweep_id"
+DIVERGED = "lenet.diverged"  # on a run whose training loss became nan or inf: the epoch it stopped at
 SWEEP_FILE = "mlflow_sweep.json"  # in Hydra's sweep dir: how the jobs find their parent run
 MAX_BATCH = 100  # MLflow's limit on params (and tags) per log_batch call
 

@@ -28,6 +28,10 @@ class DatasetMissing(RuntimeError):
     """The dataset's files are not where they are expected and could not be downloaded."""
 
 
+class DatasetCorrupt(RuntimeError):
+    """The dataset's files are there but cannot be read as the dataset."""
+
+
 @dataclass
 class Split:
     images: torch.Tensor  # (N, 1, H, W) float32
@@ -90,18 +94,42 @@ def load_mnist5k() -> Raw:
 
 def load_torchvision(name: str, root: Path, download: bool) -> Raw:
     cls = TORCHVISION_DATASETS[name]
-    expected = root / cls.__name__ / "raw"
+    raw = root / cls.__name__ / "raw"
+    files = [url.rsplit("/", 1)[-1].removesuffix(".gz") for url, _ in cls.resources]
     try:
         train = cls(root=str(root), train=True, download=download)
         test = cls(root=str(root), train=False, download=download)
-    except (RuntimeError, OSError) as err:
-        how = ("the download failed" if download else "data.download=false")
+    except Exception as err:
+        reason = " ".join(str(err).split())[:160] or type(err).__name__
+        if all((raw / f).is_file() for f in files):  # there, but not IDX that torchvision can read
+            raise DatasetCorrupt(
+                f"{name} files in {raw} could not be read ({reason}); they may be truncated or corrupt: "
+                f"delete them and download again (data.download=true), or copy intact ones"
+            ) from err
+        how = "the download failed" if download else "data.download=false"
         raise DatasetMissing(
-            f"{name} not found in {expected} and {how} ({' '.join(str(err).split())[:160]}); "
-            f"put the four IDX files ({', '.join(r[0].removesuffix('.gz') for r in cls.resources)}) there, "
-            f"or run once with network and data.download=true"
+            f"{name} not found in {raw} and {how} ({reason}); put the four IDX files ({', '.join(files)}) "
+            f"there, or run once with network and data.download=true"
         ) from err
+    for split in (train, test):
+        if len(split.data) != len(split.targets) or split.data.shape[1:] != (28, 28):
+            raise DatasetCorrupt(f"{name} files in {raw} disagree: {len(split.data)} images of "
+                                 f"{tuple(split.data.shape[1:])} but {len(split.targets)} labels")
     return Raw(train.data, train.targets.long(), test.data, test.targets.long(), list(train.classes))
+
+
+def ensure_available(name: str, root: str | Path, download: bool) -> None:
+    """Raise DatasetMissing or DatasetCorrupt now, rather than in the middle of a sweep."""
+    if name in TORCHVISION_DATASETS:
+        load_torchvision(name, Path(root), download)
+
+
+def check_data(name: str, fit_to_input: str, normalize: str, val_fraction: float) -> None:
+    choose("dataset", name, DATASETS)
+    choose("fit_to_input", fit_to_input, FIT_TO_INPUT)
+    choose("normalize", normalize, NORMALIZE)
+    if not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
+        raise ValueError(f"data.val_fraction {val_fraction!r} is outside [0, 1)")
 
 
 def to_input_geometry(images: torch.Tensor, size: int, how: str) -> torch.Tensor:
@@ -154,10 +182,7 @@ def prepare(
     With cache_dir, the decoded and transformed tensors are kept on disk per dataset x geometry x
     normalisation, so every later run (every job of a sweep) starts from them.
     """
-    choose("fit_to_input", fit_to_input, FIT_TO_INPUT)
-    choose("normalize", normalize, NORMALIZE)
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"data.val_fraction {val_fraction} is outside [0, 1)")
+    check_data(name, fit_to_input, normalize, val_fraction)
 
     def build() -> dict:
         raw = load_raw(name, root, download)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ class FitResult:
     best_state: dict | None = None  # weights of the best epoch by validation accuracy (last if no val)
     best_epoch: int = 0
     step_kind: str = "eager"  # how the train step ran: eager, cuda_graph or torch_compile
+    diverged_epoch: int | None = None  # the epoch whose training loss was nan or inf; training stopped there
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -214,10 +216,13 @@ def fit(
         )
         result.history.append(row)
         score = val_acc if data.val is not None else epoch  # no validation set: the last epoch is best
-        if score > best_score:
+        if score > best_score and math.isfinite(loss_sum):
             best_score, result.best_epoch = score, epoch
             result.best_state = copy.deepcopy(model.state_dict())
         if on_epoch is not None:
             on_epoch(row)
+        if not math.isfinite(row["train_loss"]):
+            result.diverged_epoch = epoch
+            break
     result.step_kind = step.kind
     return result

@@ -1,0 +1,127 @@
+"""Checks a command before anything runs: a bad value gets one line, and nothing is created.
+
+Every job of the sweep is composed and its values checked (choices, ranges, dataset files,
+tracking server) before the sweep's parent run exists, so a typo leaves stores and exports as they were.
+"""
+from __future__ import annotations
+
+import itertools
+import numbers
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import MissingConfigException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from lenet.data import check_data, ensure_available
+from lenet.engine import check_trainer, resolve_device
+
+from .config import compose
+
+PROGRESS = ("auto", "bar", "lines")
+EXTRAS = {"joblib": "parallel", "submitit_local": "slurm", "submitit_slurm": "slurm", "optuna": "hpo"}
+
+
+class BadInput(ValueError):
+    """A value in the command that cannot run, as one line naming it (and the choices)."""
+
+
+def job_overrides(argv: list[str]) -> list[list[str]] | None:
+    """The override list of every job the command would launch; None for --help, --cfg and the like."""
+    args = get_args_parser().parse_args(argv)
+    if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
+        return None
+    if not args.multirun:
+        return [list(args.overrides)]
+    parsed = OverridesParser.create().parse_overrides(args.overrides)
+    if any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):  # a sweeper's search space
+        parsed = [o for o in parsed if not o.is_sweep_override() or o.is_discrete_sweep()]
+    return list(itertools.chain.from_iterable(BasicSweeper.split_arguments(parsed, None)))
+
+
+def compose_job(overrides: list[str]) -> DictConfig:
+    try:
+        return compose(overrides)
+    except MissingConfigException as err:
+        group = (err.missing_cfg_file or "").rsplit("/", 1)[0]
+        chosen = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == group), "?")
+        extra = EXTRAS.get(chosen) if group.startswith("hydra/") else None
+        if extra:
+            raise BadInput(f"{group}={chosen} needs the {extra!r} extra: pip install -e '.[{extra}]'") from None
+        raise BadInput(f"unknown {group} {chosen!r}; choose one of: {', '.join(err.options or [])}") from None
+    except Exception as err:  # Hydra's own multi-line messages: keep the line that names the problem
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        key = first.split("'")[1] if first.startswith("Could not override") else None
+        if key:
+            raise BadInput(unknown_key_message(key)) from None
+        raise BadInput(first) from None
+
+
+def unknown_key_message(key: str) -> str:
+    parent, _, leaf = key.rpartition(".")
+    node = compose([])
+    siblings = OmegaConf.select(node, parent) if parent else node
+    keys = ", ".join(str(k) for k in siblings) if isinstance(siblings, DictConfig) else ""
+    return f"unknown key {key!r}" + (f"; keys under {parent or 'the top level'}: {keys}" if keys else "")
+
+
+def check_values(cfg: DictConfig) -> None:
+    """The values a job would fail on, checked without training anything."""
+    lr = cfg.optim.get("lr")
+    if not isinstance(lr, numbers.Real) or isinstance(lr, bool) or lr <= 0:
+        raise BadInput(f"optim.lr {lr!r} must be a number > 0")
+    for key in ("epochs", "batch_size"):
+        value = cfg.trainer[key]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise BadInput(f"trainer.{key} {value!r} must be a whole number")
+    if cfg.trainer.progress not in PROGRESS:
+        raise BadInput(f"unknown trainer.progress {cfg.trainer.progress!r}; choose one of: {', '.join(PROGRESS)}")
+    if not isinstance(cfg.seed, int):
+        raise BadInput(f"seed {cfg.seed!r} must be a whole number")
+    try:
+        check_trainer(cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.compile)
+        resolve_device(cfg.device)
+        net = instantiate(cfg.model)
+        instantiate(cfg.optim, _convert_="all")(net.parameters())
+        check_data(**{k: cfg.data[k] for k in ("name", "fit_to_input", "normalize", "val_fraction")})
+    except Exception as err:  # Hydra wraps what the target raised: report the target's own words
+        cause = err.__cause__ or err
+        raise BadInput(" ".join(str(cause).split()) or type(cause).__name__) from None
+
+
+def check_tracking(uri: str) -> None:
+    """A tracking server must answer before any run is logged to it."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
+    except requests.RequestException as err:
+        reason = type(err).__name__
+        raise BadInput(f"cannot reach the MLflow tracking server at {uri} ({reason}); start it, "
+                       f"or set mlflow.tracking_uri") from None
+
+
+def check_command(argv: list[str]) -> int:
+    """Raise BadInput for the first problem in the command; return the number of jobs it would run."""
+    jobs = job_overrides(argv)
+    if jobs is None:
+        return 0
+    seen_data, seen_uris = set(), set()
+    for overrides in jobs:
+        cfg = compose_job(overrides)
+        check_values(cfg)
+        data = (cfg.data.name, cfg.data.root, cfg.data.download)
+        if data not in seen_data:  # missing files, failed download, corrupt IDX: found once, up front
+            seen_data.add(data)
+            try:
+                ensure_available(*data)
+            except (RuntimeError, ValueError) as err:
+                raise BadInput(str(err)) from None
+        if cfg.mlflow.tracking_uri not in seen_uris:
+            seen_uris.add(cfg.mlflow.tracking_uri)
+            check_tracking(cfg.mlflow.tracking_uri)
+    return len(jobs)
