@@ -1,6 +1,8 @@
 """Where the configs live, and the resolvers they use."""
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -25,6 +27,16 @@ def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, object]:
         else:
             flat[name] = value
     return flat
+
+
+# Keys that change how a run is shown or where it is logged, not what it computes.
+NOT_IDENTITY = ("trainer.progress", "mlflow.", "resume")
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Identity of a job's resolved config: equal hashes train the same thing."""
+    flat = {k: v for k, v in flatten(cfg).items() if not k.startswith(NOT_IDENTITY)}
+    return hashlib.sha1(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def compose(overrides: list[str] = ()) -> DictConfig:

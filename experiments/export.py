@@ -13,7 +13,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from .config import compose
-from .tracking import DIVERGED, ROLE, SWEEP_ID, connect
+from .tracking import CONFIG_HASH, DIVERGED, REUSED, ROLE, SWEEP_ID, connect
 
 # column -> where it lives on the run ("params.*", "metrics.*", "info.*", "tags.*")
 COLUMNS = {
@@ -44,8 +44,21 @@ def find_sweep(client: MlflowClient, experiment_id: str, sweep: str = "latest"):
 
 
 def job_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list:
-    return client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
+    """The sweep's runs, one per config: the FINISHED one if any, else the latest attempt.
+
+    A resumed sweep holds earlier failed or killed attempts, and may count FINISHED runs that
+    another sweep made (tagged lenet.reused.<run id> on its parent).
+    """
+    runs = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
                               order_by=["attributes.start_time ASC"], max_results=10000)
+    reused = [key.removeprefix(REUSED) for key in client.get_run(parent_id).data.tags if key.startswith(REUSED)]
+    runs += [client.get_run(run_id) for run_id in reused]
+    chosen: dict[str, object] = {}
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        key = run.data.tags.get(CONFIG_HASH, run.info.run_id)
+        if key not in chosen or chosen[key].info.status != "FINISHED":
+            chosen[key] = run
+    return sorted(chosen.values(), key=lambda r: int(r.data.tags.get("hydra.job_num", 0)))
 
 
 def runs_table(runs: list) -> pd.DataFrame:

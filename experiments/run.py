@@ -28,9 +28,9 @@ from lenet.engine import EPOCH_METRICS, check_trainer, evaluate, fit, predict, r
 from lenet.model import LeNet, layer_table, parameter_count
 
 from . import plots
-from .config import CONF_DIR, flatten, register_resolvers
+from .config import CONF_DIR, config_hash, flatten, register_resolvers
 from .validate import BadInput, check_command
-from .tracking import DIVERGED, ROLE, SWEEP_ID, RunLog, connect, read_sweep
+from .tracking import CONFIG_HASH, DIVERGED, REUSED, ROLE, SWEEP_ID, RunLog, connect, finished_run, read_sweep
 
 log = logging.getLogger("experiments.run")
 
@@ -195,6 +195,14 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path) -> dict:
     return final
 
 
+def skip(client, done, name: str, sweep: dict | None) -> float:
+    """Count an earlier FINISHED run of this very config instead of training it again."""
+    log.info("%s: skipped, already FINISHED as run %s (resume=false reruns it)", name, done.info.run_id)
+    if sweep and done.data.tags.get("mlflow.parentRunId") != sweep["run_id"]:
+        client.set_tag(sweep["run_id"], f"{REUSED}{done.info.run_id}", name)
+    return done.data.metrics.get("best_val_acc", float("nan"))
+
+
 def record_failure(run: RunLog, err: Exception, out: Path) -> None:
     """Mark run FAILED with the error as tags, and keep the traceback as an artifact."""
     out.mkdir(parents=True, exist_ok=True)
@@ -206,9 +214,13 @@ def record_failure(run: RunLog, err: Exception, out: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
-    name, tags, _ = job_identity(cfg)
+    name, tags, sweep = job_identity(cfg)
+    tags[CONFIG_HASH] = config_hash(cfg)
     try:
         client, experiment_id = connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+        done = finished_run(client, experiment_id, tags[CONFIG_HASH]) if cfg.resume else None
+        if done is not None:
+            return skip(client, done, name, sweep)
         job = setup(cfg)
     except Exception as err:  # a bad value or missing data: one line, and no run is made
         log.error("%s: %s", name, one_line(err))

@@ -36,12 +36,21 @@ class SweepCallback(Callback):
         task = list(config.hydra.overrides.task)
         overrides = " ".join(task) or "(defaults)"
         swept = [o.get_key_element() for o in OverridesParser.create().parse_overrides(task) if o.is_sweep_override()]
-        self.parent = RunLog.create(
-            client, self.experiment_id, f"sweep {overrides}",
-            {ROLE: "sweep", SWEEP_ID: sweep_id, "hydra.overrides": overrides, "hydra.sweep_dir": sweep_dir},
-        )
-        (sweep_dir / SWEEP_FILE).write_text(json.dumps({"run_id": self.parent.run_id, "sweep_id": sweep_id, "swept": swept}))
-        log.info("MLflow sweep %s: parent run %s", sweep_id, self.parent.run_id)
+        earlier = previous_sweep(client, self.experiment_id, overrides) if config.resume else None
+        if earlier is not None:  # the same command again: carry on with that sweep's record
+            sweep_id = earlier.data.tags[SWEEP_ID]
+            self.parent = RunLog(client, earlier.info.run_id)
+            client.update_run(earlier.info.run_id, status="RUNNING")
+            log.info("Resuming sweep %s (parent run %s, was %s); resume=false starts afresh",
+                     sweep_id, earlier.info.run_id, earlier.info.status)
+        else:
+            self.parent = RunLog.create(
+                client, self.experiment_id, f"sweep {overrides}",
+                {ROLE: "sweep", SWEEP_ID: sweep_id, "hydra.overrides": overrides, "hydra.sweep_dir": sweep_dir},
+            )
+            log.info("MLflow sweep %s: parent run %s", sweep_id, self.parent.run_id)
+        record = {"run_id": self.parent.run_id, "sweep_id": sweep_id, "swept": swept}
+        (sweep_dir / SWEEP_FILE).write_text(json.dumps(record))
         # A failed job, Ctrl-C or SIGTERM skips on_multirun_end: close the parent at exit regardless.
         atexit.register(self.close, ended=False)
 
@@ -64,3 +73,10 @@ class SweepCallback(Callback):
         for run in diverged + crashed:
             state = "DIVERGED" if DIVERGED in run.data.tags else run.info.status
             log.error("%s: %s %s", run.info.run_name, state, run.data.tags.get("error.message", ""))
+
+
+def previous_sweep(client, experiment_id: str, overrides: str):
+    """The latest sweep of this experiment launched with exactly these overrides, if any."""
+    sweeps = client.search_runs([experiment_id], filter_string=f"tags.`{ROLE}` = 'sweep'",
+                                order_by=["attributes.start_time DESC"], max_results=1000)
+    return next((r for r in sweeps if r.data.tags.get("hydra.overrides") == overrides), None)

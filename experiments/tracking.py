@@ -3,11 +3,18 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from .config import PROJECT_ROOT
@@ -17,6 +24,8 @@ log = logging.getLogger(__name__)
 ROLE = "lenet.role"  # "sweep" on a sweep's parent run, "job" on each job's run
 SWEEP_ID = "lenet.sweep_id"
 DIVERGED = "lenet.diverged"  # on a run whose training loss became nan or inf: the epoch it stopped at
+CONFIG_HASH = "lenet.config_hash"  # identity of the job's resolved config (experiments.config.config_hash)
+REUSED = "lenet.reused."  # + run id, on a resumed sweep's parent: a FINISHED run of another sweep it counts
 SWEEP_FILE = "mlflow_sweep.json"  # in Hydra's sweep dir: how the jobs find their parent run
 MAX_BATCH = 100  # MLflow's limit on params (and tags) per log_batch call
 
@@ -27,16 +36,38 @@ def connect(tracking_uri: str, experiment: str) -> tuple[MlflowClient, str]:
     A new experiment on a local store keeps its artifacts beside the store (under runs/), not in
     whatever directory the command happened to start in.
     """
-    artifact_location = None
-    if tracking_uri.startswith("sqlite:///"):
-        store = Path(tracking_uri.removeprefix("sqlite:///"))
-        store.parent.mkdir(parents=True, exist_ok=True)
-        artifact_location = (store.parent / "mlartifacts" / experiment).as_uri()
-    client = MlflowClient(tracking_uri=tracking_uri)
+    if not tracking_uri.startswith("sqlite:///"):
+        return get_or_create(MlflowClient(tracking_uri=tracking_uri), experiment, None)
+    store = Path(tracking_uri.removeprefix("sqlite:///"))
+    store.parent.mkdir(parents=True, exist_ok=True)
+    # Processes that open a new store at once race on creating its schema and the experiment:
+    # one at a time here. WAL lets concurrent jobs write while others read.
+    with exclusive(store.with_name(store.name + ".lock")):
+        client = MlflowClient(tracking_uri=tracking_uri)
+        found = get_or_create(client, experiment, (store.parent / "mlartifacts" / experiment).as_uri())
+        with sqlite3.connect(store) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+    return found
+
+
+def get_or_create(client: MlflowClient, experiment: str, artifact_location: str | None):
     found = client.get_experiment_by_name(experiment)
     if found is not None:
         return client, found.experiment_id
     return client, client.create_experiment(experiment, artifact_location=artifact_location)
+
+
+@contextmanager
+def exclusive(lock_path: Path):
+    """An exclusive lock across processes on this machine (a no-op where fcntl is missing)."""
+    with open(lock_path, "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def git_commit() -> str | None:
@@ -85,3 +116,10 @@ class RunLog:
 def read_sweep(sweep_dir: str | Path) -> dict | None:
     path = Path(sweep_dir) / SWEEP_FILE
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def finished_run(client: MlflowClient, experiment_id: str, config_hash: str):
+    """The latest FINISHED run of this config in the experiment, if any."""
+    found = client.search_runs([experiment_id], order_by=["attributes.start_time DESC"], max_results=1,
+                               filter_string=f"tags.`{CONFIG_HASH}` = '{config_hash}' and attributes.status = 'FINISHED'")
+    return found[0] if found else None

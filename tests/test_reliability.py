@@ -1,0 +1,164 @@
+"""Faults injected into real sweeps: failures, divergence, interrupts, resume, bad input, concurrency."""
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from experiments.config import PROJECT_ROOT
+from experiments.validate import BadInput, check_command
+
+from .idx import FILES, write_dataset
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def run(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=300, env=ENV)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def runs(runs_dir, role="job"):
+    client = MlflowClient(f"sqlite:///{runs_dir}/mlflow.db")
+    experiment = client.get_experiment_by_name("lenet-sweeps")
+    found = client.search_runs([experiment.experiment_id], max_results=1000)
+    return client, [r for r in found if r.data.tags.get("lenet.role") == role]
+
+
+@pytest.mark.slow
+def test_divergence_stops_the_run_marks_it_and_the_sweep_goes_on(tmp_path):
+    # d2l's LeNet with GELU at the book's SGD lr 0.9: the loss turns nan in epoch 2 on the embedded digits.
+    run("experiments.run", "-m", "model=d2l", "model.activation=gelu,sigmoid", "optim=sgd", "trainer.epochs=4",
+        f"runs_dir={tmp_path}")
+    client, jobs = runs(tmp_path)
+    by_activation = {r.data.params["model.activation"]: r for r in jobs}
+    gelu, sigmoid = by_activation["gelu"], by_activation["sigmoid"]
+    assert gelu.data.tags["lenet.diverged"] == "2" and gelu.info.status == "FAILED"
+    assert "nan at epoch 2" in gelu.data.tags["error.message"]
+    assert [m.step for m in client.get_metric_history(gelu.info.run_id, "train_loss")] == [1, 2]  # kept
+    assert "test_acc" not in gelu.data.metrics
+    assert sigmoid.info.status == "FINISHED"
+    assert runs(tmp_path, "sweep")[1][0].info.status == "FINISHED"
+    run("experiments.export", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--out", str(tmp_path / "x"))
+    table = pd.read_csv(next(p for p in (tmp_path / "x").glob("*.csv") if "pivot" not in p.name))
+    row = table.set_index("activation").loc["gelu"]
+    assert row["status"] == "DIVERGED" and pd.isna(row["test_acc"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_sweep_ends_killed_and_a_rerun_resumes_it(tmp_path, sig):
+    command = [sys.executable, "-m", "experiments.run", "-m", "model=classic,d2l", "trainer.epochs=30",
+               "trainer.progress=lines", f"runs_dir={tmp_path}"]
+    proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=ENV)
+    for line in proc.stdout:
+        if "epoch 2/30" in line:
+            proc.send_signal(sig)
+            break
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    _, jobs = runs(tmp_path)
+    (parent,) = runs(tmp_path, "sweep")[1]
+    assert [r.info.status for r in jobs] == ["KILLED"] and parent.info.status == "KILLED"
+
+    again = run(*command[2:])
+    assert "Resuming sweep" in again.stdout + again.stderr
+    _, jobs = runs(tmp_path)
+    assert sorted(r.info.status for r in jobs) == ["FINISHED", "FINISHED", "KILLED"]
+    (parent,) = runs(tmp_path, "sweep")[1]
+    assert parent.info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_rerun_skips_finished_jobs_and_resume_false_reruns_them(tmp_path):
+    sweep = ["experiments.run", "-m", "model=classic,d2l", "trainer.epochs=1", f"runs_dir={tmp_path}"]
+    run(*sweep)
+    second = run(*sweep)
+    assert (second.stdout + second.stderr).count("skipped, already FINISHED") == 2
+    assert len(runs(tmp_path)[1]) == 2
+    run(*sweep, "resume=false")
+    assert len(runs(tmp_path)[1]) == 4
+    run("experiments.run", "-m", "model=classic,d2l", "trainer.epochs=2", f"runs_dir={tmp_path}")
+    assert len(runs(tmp_path)[1]) == 6  # a changed value is a new job
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["model=lenet7"], "unknown model 'lenet7'; choose one of: classic, d2l"),
+    (["-m", "optim=sgd,rmsprop"], "unknown optim 'rmsprop'; choose one of: adam, sgd"),
+    (["data=cifar10"], "unknown data 'cifar10'; choose one of: fashion_mnist, mnist, mnist5k"),
+    (["trainer.epoch=3"], "unknown key 'trainer.epoch'; keys under trainer: epochs, batch_size"),
+    (["optim.lr=0"], "optim.lr 0 must be a number > 0"),
+    (["-m", "optim.lr=0.1,-0.1"], "optim.lr -0.1 must be a number > 0"),
+    (["trainer.epochs=0"], "trainer.epochs 0 must be >= 1"),
+    (["trainer.batch_size=0"], "trainer.batch_size 0 must be >= 1"),
+    (["data.val_fraction=1.0"], "data.val_fraction 1.0 is outside [0, 1)"),
+    (["data.val_fraction=-0.2"], "data.val_fraction -0.2 is outside [0, 1)"),
+    (["model.activation=swish"], "unknown activation 'swish'; choose one of: sigmoid, tanh, relu"),
+    (["model.pool=min"], "unknown pool 'min'; choose one of: avg, max"),
+    (["mlflow.tracking_uri=http://127.0.0.1:9"], "cannot reach the MLflow tracking server at http://127.0.0.1:9"),
+])
+def test_bad_input_is_one_line_naming_the_value(argv, message):
+    with pytest.raises(BadInput) as err:
+        check_command(argv)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_dataset_offline_is_named_before_anything_runs(tmp_path):
+    with pytest.raises(BadInput, match=f"mnist not found in {tmp_path}/MNIST/raw and data.download=false"):
+        check_command(["data=mnist", f"data.root={tmp_path}", "data.download=false"])
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_idx_files_are_named(tmp_path, damage):
+    root = write_dataset(tmp_path, "FashionMNIST")
+    images = root / "FashionMNIST" / "raw" / FILES["train", "images"]
+    data = images.read_bytes()
+    images.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x01\x02\x03\x04" + data[4:])
+    with pytest.raises(BadInput, match="fashion_mnist files in .* could not be read"):
+        check_command(["data=fashion_mnist", f"data.root={root}", "data.download=false"])
+
+
+@pytest.mark.slow
+def test_bad_input_exits_non_zero_and_leaves_the_store_untouched(tmp_path):
+    run("experiments.run", "trainer.epochs=1", f"runs_dir={tmp_path}")
+    store = tmp_path / "mlflow.db"
+    before = hashlib.sha256(store.read_bytes()).hexdigest()
+    proc = run("experiments.run", "-m", "model=classic,d2l", "optim.lr=-1", f"runs_dir={tmp_path}", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: optim.lr -1 must be a number > 0"
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == before
+    assert len(runs(tmp_path)[1]) == 1 and not runs(tmp_path, "sweep")[1]
+
+
+@pytest.mark.slow
+def test_eight_jobs_four_at_a_time_lose_nothing(tmp_path):
+    proc = run("experiments.run", "-m", "model=classic,d2l", "optim=sgd,adam", "seed=0,1", "trainer.epochs=2",
+               "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", f"runs_dir={tmp_path}")
+    assert "locked" not in proc.stdout + proc.stderr
+    client, jobs = runs(tmp_path)
+    assert len(jobs) == 8 and {r.info.status for r in jobs} == {"FINISHED"}
+    assert len({r.data.tags["lenet.config_hash"] for r in jobs}) == 8
+    for job in jobs:
+        for metric in ("train_loss", "val_acc", "samples_per_second"):
+            assert [m.step for m in client.get_metric_history(job.info.run_id, metric)] == [1, 2]
+        assert "test_acc" in job.data.metrics
+    (parent,) = runs(tmp_path, "sweep")[1]
+    assert parent.info.status == "FINISHED" and {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parent.info.run_id}
+
+
+@pytest.mark.slow
+def test_processes_opening_a_new_store_at_once_do_not_race(tmp_path):
+    procs = [subprocess.Popen([sys.executable, "-m", "experiments.run", "trainer.epochs=1", f"seed={seed}",
+                               f"runs_dir={tmp_path}"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for seed in range(4)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
+    assert sorted(r.info.status for r in runs(tmp_path)[1]) == ["FINISHED"] * 4
