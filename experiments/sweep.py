@@ -36,6 +36,7 @@ class SweepCallback(Callback):
         task = list(config.hydra.overrides.task)
         overrides = " ".join(task) or "(defaults)"
         swept = [o.get_key_element() for o in OverridesParser.create().parse_overrides(task) if o.is_sweep_override()]
+        swept += list(config.hydra.sweeper.get("params") or {})  # a search sweeper's space (hydra/sweeper=search)
         earlier = previous_sweep(client, self.experiment_id, overrides) if config.resume else None
         if earlier is not None:  # the same command again: carry on with that sweep's record
             sweep_id = earlier.data.tags[SWEEP_ID]

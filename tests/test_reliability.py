@@ -55,12 +55,12 @@ def test_divergence_stops_the_run_marks_it_and_the_sweep_goes_on(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_an_interrupted_sweep_ends_killed_and_a_rerun_resumes_it(tmp_path, sig):
-    command = [sys.executable, "-m", "experiments.run", "-m", "model=classic,d2l", "trainer.epochs=30",
+    command = [sys.executable, "-m", "experiments.run", "-m", "model=classic,d2l", "trainer.epochs=12",
                "trainer.progress=lines", f"runs_dir={tmp_path}"]
     proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=ENV)
     for line in proc.stdout:
-        if "epoch 2/30" in line:
+        if "epoch 1/12" in line:
             proc.send_signal(sig)
             break
     proc.communicate(timeout=120)

@@ -1,0 +1,125 @@
+"""The same sweep command with other launchers, a sweeper and a tracking server: one parent, one child per job."""
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
+
+from experiments.config import CONF_DIR, PROJECT_ROOT, register_resolvers
+from experiments.validate import BadInput, compose_job
+
+pytestmark = pytest.mark.slow
+
+
+def run(*args):
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def sweep_runs(uri):
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("lenet-sweeps")
+    found = client.search_runs([experiment.experiment_id], max_results=100)
+    (parent,) = [r for r in found if r.data.tags.get("lenet.role") == "sweep"]
+    children = [r for r in found if r.data.tags.get("lenet.role") == "job"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
+    return client, parent, children
+
+
+def test_submitit_local_runs_the_sweep_through_submitit(tmp_path):
+    run("experiments.run", "-m", "model=classic,d2l", "trainer.epochs=1", "hydra/launcher=submitit_local",
+        f"runs_dir={tmp_path}")
+    _, parent, children = sweep_runs(f"sqlite:///{tmp_path}/mlflow.db")
+    assert parent.info.status == "FINISHED"
+    assert sorted(r.info.run_name for r in children) == ["model=classic", "model=d2l"]
+    assert {r.info.status for r in children} == {"FINISHED"}
+    assert list(tmp_path.glob("hydra/multirun/*/.submitit/*/*_log.out"))  # submitit's own job logs
+
+
+def test_slurm_launcher_composes_with_one_gpu_per_job():
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher.gpus_per_node, launcher.nodes, launcher.tasks_per_node) == (1, 1, 1)
+    assert launcher.cpus_per_task == 4 and launcher.timeout_min == 30
+    assert launcher.submitit_folder == f"{cfg.hydra.sweep.dir}/.submitit/%j"  # logs beside the sweep's outputs
+
+
+def test_optuna_search_tracks_each_trial_under_the_study(tmp_path):
+    proc = run("experiments.run", "-m", "hydra/sweeper=search", "hydra.sweeper.n_trials=3", "trainer.epochs=1",
+               f"runs_dir={tmp_path}")
+    assert "Best parameters" in proc.stdout + proc.stderr
+    _, parent, trials = sweep_runs(f"sqlite:///{tmp_path}/mlflow.db")
+    assert len(trials) == 3 and {r.info.status for r in trials} == {"FINISHED"}
+    for trial in trials:
+        assert 1e-4 <= float(trial.data.params["optim.lr"]) <= 1.0
+        assert trial.data.params["trainer.batch_size"] in {"64", "128", "256", "512"}
+        assert trial.info.run_name.startswith("optim.lr=") and "trainer.epochs" not in trial.info.run_name
+        assert "best_val_acc" in trial.data.metrics  # the objective the sweeper maximised
+    assert parent.info.status == "FINISHED"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def tracking_server(tmp_path):
+    """A real `mlflow server` on a free loopback port: sqlite backend, artifacts served by the server."""
+    port = free_port()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    server = subprocess.Popen(
+        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "store")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{uri}/health", timeout=1).ok:
+                break
+        except requests.RequestException:
+            time.sleep(0.5)
+    else:
+        server.kill()
+        pytest.fail("mlflow server did not start within 60 s")
+    yield uri, tmp_path / "store"
+    os.killpg(server.pid, 15)
+    server.wait(timeout=30)
+
+
+def test_sweep_logs_to_a_tracking_server_and_export_reads_it_back(tracking_server, tmp_path):
+    uri, artifact_store = tracking_server
+    run("experiments.run", "-m", "model=classic,d2l", "trainer.epochs=1", f"mlflow.tracking_uri={uri}",
+        f"runs_dir={tmp_path / 'runs'}")
+    client, parent, children = sweep_runs(uri)
+    assert len(children) == 2 and {r.info.status for r in children} == {"FINISHED"}
+    for child in children:
+        assert "model_best.pt" in {a.path for a in client.list_artifacts(child.info.run_id)}
+    assert list(artifact_store.rglob("model_best.pt"))  # uploaded through the server, kept where it keeps them
+    assert not (tmp_path / "runs" / "mlflow.db").exists()  # nothing went to the local store
+    proc = run("experiments.export", "--tracking-uri", uri, "--out", str(tmp_path / "exports"))
+    assert proc.stdout.count("| FINISHED |") == 2
+
+
+def test_a_missing_extra_is_named(monkeypatch):
+    from hydra.errors import MissingConfigException
+
+    def missing(overrides):
+        raise MissingConfigException("no launcher", "hydra/launcher/submitit_slurm", ["basic"])
+
+    monkeypatch.setattr("experiments.validate.compose", missing)
+    with pytest.raises(BadInput, match=r"hydra/launcher=submitit_slurm needs the 'slurm' extra: pip install"):
+        compose_job(["hydra/launcher=submitit_slurm"])
