@@ -1,21 +1,26 @@
-"""python -m experiments.export [--sweep ID] [--experiment NAME] [--format csv,md,...]
+"""python -m experiments.export [--sweep ID | --filter "params.model = 'classic'"] [--format csv,md,...]
 
-Turns a sweep's MLflow runs into a tidy pandas table (one row per run), written under
-runs/exports/ and printed as Markdown, with a model x optim pivot of test accuracy.
+Turns a sweep's MLflow runs into tidy pandas tables and an answer: one row per run; one row per
+cell (config minus seed) with mean, std and 95% interval; every pair of cells that differ in one
+factor compared by a t-test, in a sentence; each factor's main effect; curves and an accuracy
+chart. Written under runs/exports/<sweep id>/ and attached to the sweep's parent run.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from . import compare, plots
 from .config import compose
-from .tracking import CONFIG_HASH, DIVERGED, REUSED, ROLE, SWEEP_ID, connect
+from .tracking import CONFIG_HASH, DIVERGED, REUSED, ROLE, SWEEP_ID, SWEPT, connect
 
-# column -> where it lives on the run ("params.*", "metrics.*", "info.*", "tags.*")
+# column -> where it lives on the run ("params.*", "metrics.*", "info.*")
 COLUMNS = {
     "model": "params.model", "activation": "params.model.activation", "pool": "params.model.pool",
     "optim": "params.optim", "lr": "params.optim.lr", "data": "params.data", "seed": "params.seed",
@@ -25,9 +30,9 @@ COLUMNS = {
 }
 FORMATS = {
     "csv": lambda df, path: df.to_csv(path, index=False),
-    "md": lambda df, path: path.write_text(df.to_markdown(index=False) + "\n"),
+    "md": lambda df, path: path.write_text(df.to_markdown(index=False, floatfmt="g") + "\n"),
     "parquet": lambda df, path: df.to_parquet(path, index=False),
-    "latex": lambda df, path: path.write_text(df.to_latex(index=False)),
+    "latex": lambda df, path: path.write_text(df.to_latex(index=False, float_format="%.4g")),
     "json": lambda df, path: df.to_json(path, orient="records", indent=1),
 }
 
@@ -52,27 +57,39 @@ def job_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list:
     runs = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
                               order_by=["attributes.start_time ASC"], max_results=10000)
     reused = [key.removeprefix(REUSED) for key in client.get_run(parent_id).data.tags if key.startswith(REUSED)]
-    runs += [client.get_run(run_id) for run_id in reused]
+    return latest_per_config(runs + [client.get_run(run_id) for run_id in reused])
+
+
+def latest_per_config(runs: list) -> list:
     chosen: dict[str, object] = {}
     for run in sorted(runs, key=lambda r: r.info.start_time):
         key = run.data.tags.get(CONFIG_HASH, run.info.run_id)
         if key not in chosen or chosen[key].info.status != "FINISHED":
             chosen[key] = run
-    return sorted(chosen.values(), key=lambda r: int(r.data.tags.get("hydra.job_num", 0)))
+    return sorted(chosen.values(), key=lambda r: (int(r.data.tags.get("hydra.job_num", 0)), r.info.start_time))
 
 
-def runs_table(runs: list) -> pd.DataFrame:
-    """One row per run with the COLUMNS above; numbers as numbers."""
+def filtered_runs(client: MlflowClient, experiment_id: str, where: str) -> list:
+    """Job runs of the experiment matching an MLflow filter, e.g. "params.model = 'classic'"."""
+    flt = f"tags.`{ROLE}` = 'job' and {where}"  # MLflow filters take no parentheses
+    return latest_per_config(client.search_runs([experiment_id], filter_string=flt, max_results=10000))
+
+
+def runs_table(runs: list, factor_keys=compare.FACTOR_KEYS) -> pd.DataFrame:
+    """One row per run: COLUMNS, then the raw params that can be factors; numbers as numbers."""
     rows = []
     for run in runs:
         status = "DIVERGED" if DIVERGED in run.data.tags else run.info.status
-        sources = {"params": run.data.params, "metrics": run.data.metrics, "tags": run.data.tags,
+        sources = {"params": run.data.params, "metrics": run.data.metrics,
                    "info": {"status": status, "run_id": run.info.run_id}}
-        rows.append({col: sources[src.split(".", 1)[0]].get(src.split(".", 1)[1]) for col, src in COLUMNS.items()})
-    table = pd.DataFrame(rows, columns=list(COLUMNS))
-    for col in ("lr", "seed", "epochs"):
+        row = {col: sources[src.split(".", 1)[0]].get(src.split(".", 1)[1]) for col, src in COLUMNS.items()}
+        row |= {key: run.data.params.get(key) for key in factor_keys if key not in COLUMNS}
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=list(COLUMNS) + [k for k in factor_keys if k not in COLUMNS])
+    for col in ("lr", "seed", "epochs", *compare.METRICS, "samples_per_second"):
         table[col] = pd.to_numeric(table[col])
-    return table
+    return table.dropna(axis=1, how="all").reindex(columns=[c for c in table.columns if c in COLUMNS or
+                                                             table[c].notna().any()])
 
 
 def accuracy_pivot(table: pd.DataFrame) -> pd.DataFrame:
@@ -85,22 +102,104 @@ def markdown(table: pd.DataFrame) -> str:
     return shown.to_markdown(index=False, floatfmt="g")
 
 
-def sweep_summary(client: MlflowClient, experiment_id: str, parent_id: str) -> str:
-    table = runs_table(job_runs(client, experiment_id, parent_id))
-    if table.empty:
-        return "(no runs)"
-    shown = table.drop(columns=["run_id"])
-    return f"{markdown(shown)}\n\ntest_acc by model x optim:\n{accuracy_pivot(table).to_markdown(floatfmt='.4f')}"
+def shown_runs(table: pd.DataFrame) -> pd.DataFrame:
+    return table[[c for c in COLUMNS if c != "run_id"]]
+
+
+def analyse(client: MlflowClient, runs: list, swept: list[str] | None) -> dict:
+    """Every table and figure of the answer, as pandas frames and per-cell curve bands."""
+    table = runs_table(runs, tuple(dict.fromkeys([*compare.FACTOR_KEYS, *(swept or [])])))
+    factors = compare.factors_of(table, swept)
+    result = {"runs": table, "factors": factors, "pivot": accuracy_pivot(table).reset_index(),
+              "cells": compare.cells(table, factors), "comparisons": compare.comparisons(table, factors),
+              "effects": compare.main_effects(table, factors)}
+    result["bands"] = {metric: compare.curve_bands(histories(client, table, factors, metric))
+                       for metric in ("val_acc", "train_loss")}
+    return result
+
+
+def histories(client: MlflowClient, table: pd.DataFrame, factors: list[str], metric: str) -> dict:
+    """cell -> DataFrame (epoch x run) of a per-epoch metric, for the cell's finished runs."""
+    out = {}
+    for values, group in compare.groupby(compare.finished(table), factors):
+        series = {run_id: pd.Series({m.step: m.value for m in client.get_metric_history(run_id, metric)})
+                  for run_id in group["run_id"]}
+        out[compare.cell_name(factors, values)] = pd.DataFrame(series).sort_index()
+    return out
+
+
+def summary_text(result: dict, title: str) -> str:
+    lines = [f"# {title}", "", markdown(shown_runs(result["runs"])), ""]
+    if not result["pivot"].empty and {"model", "optim"} <= set(result["runs"].columns):
+        lines += ["test_acc by model x optim:", "", result["pivot"].to_markdown(index=False, floatfmt=".4f"), ""]
+    cells = result["cells"]
+    if len(cells) and cells["n"].max() > 1:
+        keep = ["cell", "n", "not_finished", "test_acc_mean", "test_acc_std", "test_acc_ci_low", "test_acc_ci_high"]
+        lines += ["test_acc per cell (mean across seeds, 95% interval):", "",
+                  cells[keep].to_markdown(index=False, floatfmt=".4f"), ""]
+    if len(result["comparisons"]):
+        lines += ["Comparisons (cells differing in one factor):", ""]
+        lines += [f"- {s}" for s in result["comparisons"]["sentence"]] + [""]
+    if len(result["effects"]) and result["cells"]["n"].sum() > len(result["cells"]):
+        lines += ["Main effects on test_acc (level vs the factor's other levels):", "",
+                  result["effects"].to_markdown(index=False, floatfmt=".4f"), ""]
+    return "\n".join(lines)
+
+
+def write(result: dict, folder: Path, formats: list[str], title: str) -> list[Path]:
+    """Tables in each format, the three figures and summary.md into folder (each file atomically)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def atomic(path: Path, write_to) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        write_to(tmp)
+        tmp.replace(path)  # a reader never sees half a file
+        written.append(path)
+
+    for name in ("runs", "pivot", "cells", "comparisons", "effects"):
+        if len(result[name]):
+            for fmt in formats:
+                atomic(folder / f"{name}.{fmt}", lambda p, df=result[name], f=fmt: FORMATS[f](df, p))
+    for metric, bands in result["bands"].items():
+        if bands:
+            atomic(folder / f"curves_{metric}.png", lambda p, b=bands, m=metric: plots.cell_curves(b, m, p))
+    if len(result["cells"]):
+        atomic(folder / "test_acc_by_cell.png", lambda p: plots.cell_accuracy(result["cells"], p))
+    atomic(folder / "summary.md", lambda p: p.write_text(summary_text(result, title) + "\n"))
+    return written
+
+
+def export_sweep(client: MlflowClient, experiment_id: str, parent, out: Path, formats: list[str],
+                 attach: bool = True) -> tuple[str, list[Path]]:
+    """Analyse a sweep, write it under out/<sweep id>/, and log it on the sweep's parent run."""
+    sweep_id = parent.data.tags[SWEEP_ID]
+    swept = json.loads(parent.data.tags.get(SWEPT, "null"))
+    result = analyse(client, job_runs(client, experiment_id, parent.info.run_id), swept)
+    title = f"sweep {sweep_id}: {parent.data.tags.get('hydra.overrides', '')}"
+    written = write(result, out / sweep_id, formats, title)
+    if attach:
+        client.log_artifacts(parent.info.run_id, str(out / sweep_id), artifact_path="summary")
+    return summary_text(result, title), written
+
+
+def sweep_summary(client: MlflowClient, experiment_id: str, parent_id: str, out: Path) -> str:
+    """What a sweep prints at its end; its tables and figures go to out and to the parent run."""
+    text, _ = export_sweep(client, experiment_id, client.get_run(parent_id), out, ["csv", "md"])
+    return text
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     defaults = compose()
     parser = argparse.ArgumentParser(prog="python -m experiments.export", description=__doc__.split("\n\n")[1])
     parser.add_argument("--sweep", default="latest", help="sweep id (tag lenet.sweep_id), or 'latest'")
+    parser.add_argument("--filter", help="instead of a sweep: job runs matching this MLflow filter, "
+                                         "e.g. \"params.model = 'classic' and params.`optim.lr` = '0.001'\"")
     parser.add_argument("--experiment", default=defaults.mlflow.experiment)
     parser.add_argument("--tracking-uri", default=defaults.mlflow.tracking_uri)
-    parser.add_argument("--format", default="csv", help=f"comma-separated, of: {', '.join(FORMATS)}")
+    parser.add_argument("--format", default="csv,md", help=f"comma-separated, of: {', '.join(FORMATS)}")
     parser.add_argument("--out", type=Path, default=Path(defaults.runs_dir) / "exports")
+    parser.add_argument("--no-attach", action="store_true", help="do not log the summary on the parent run")
     args = parser.parse_args(argv)
     args.formats = [f.strip() for f in args.format.split(",")]
     bad = [f for f in args.formats if f not in FORMATS]
@@ -111,21 +210,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def export(args: argparse.Namespace) -> list[Path]:
     client, experiment_id = connect(args.tracking_uri, args.experiment)
-    parent = find_sweep(client, experiment_id, args.sweep)
-    sweep_id = parent.data.tags[SWEEP_ID]
-    table = runs_table(job_runs(client, experiment_id, parent.info.run_id))
-    args.out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fmt in args.formats:
-        for suffix, frame in (("", table), ("-pivot", accuracy_pivot(table).reset_index())):
-            path = args.out / f"{sweep_id}{suffix}.{fmt}"
-            tmp = path.with_name(path.name + ".tmp")
-            FORMATS[fmt](frame, tmp)
-            tmp.replace(path)  # atomic: a reader never sees half a file
-            written.append(path)
-    print(f"sweep {sweep_id} ({parent.info.status}, {len(table)} runs) in experiment {args.experiment}\n")
-    print(markdown(table.drop(columns=["run_id"])))
-    print(f"\ntest_acc by model x optim:\n{accuracy_pivot(table).to_markdown(floatfmt='.4f')}\n")
+    if args.filter:
+        runs = filtered_runs(client, experiment_id, args.filter)
+        if not runs:
+            raise LookupError(f"no runs match {args.filter!r} in experiment {args.experiment}")
+        name = "filter-" + hashlib.sha1(args.filter.encode()).hexdigest()[:8]
+        title = f"{len(runs)} runs of {args.experiment} where {args.filter}"
+        result = analyse(client, runs, None)
+        text, written = summary_text(result, title), write(result, args.out / name, args.formats, title)
+    else:
+        parent = find_sweep(client, experiment_id, args.sweep)
+        text, written = export_sweep(client, experiment_id, parent, args.out, args.formats, not args.no_attach)
+    print(text)
     print("written:", *written, sep="\n  ")
     return written
 

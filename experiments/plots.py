@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def learning_curves(history: pd.DataFrame, path: Path, title: str = "") -> None:
@@ -23,7 +24,7 @@ def learning_curves(history: pd.DataFrame, path: Path, title: str = "") -> None:
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")
     plt.close(fig)
 
 
@@ -40,5 +41,34 @@ def confusion_matrix(matrix: pd.DataFrame, path: Path, title: str = "") -> None:
         ax.text(j, i, int(count), ha="center", va="center", fontsize=7, color="white" if count > threshold else "black")
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)
+
+
+def cell_curves(bands: dict[str, pd.DataFrame], metric: str, path: Path) -> None:
+    """One line per cell (mean across seeds) with its 95% interval as a band."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for cell, band in bands.items():
+        (line,) = ax.plot(band["epoch"], band["mean"], marker="o", markersize=3, label=cell)
+        ax.fill_between(band["epoch"], band["low"], band["high"], color=line.get_color(), alpha=0.2)
+    ax.set(xlabel="epoch", ylabel=metric, title=f"{metric}: mean across seeds, 95% interval")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)
+
+
+def cell_accuracy(cells: pd.DataFrame, path: Path, metric: str = "test_acc") -> None:
+    """Final metric per cell: mean across seeds with its 95% interval."""
+    mean = cells[f"{metric}_mean"]
+    err = [(mean - cells[f"{metric}_ci_low"]).fillna(0), (cells[f"{metric}_ci_high"] - mean).fillna(0)]
+    fig, ax = plt.subplots(figsize=(7, 1.5 + 0.4 * len(cells)))
+    ax.errorbar(mean, range(len(cells)), xerr=err, fmt="o", capsize=4)
+    ax.set_yticks(range(len(cells)), [f"{c} (n={n})" for c, n in zip(cells["cell"], cells["n"])])
+    ax.set(xlabel=f"{metric} (mean, 95% interval)")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
     plt.close(fig)

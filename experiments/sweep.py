@@ -12,7 +12,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from .export import job_runs, sweep_summary
-from .tracking import DIVERGED, ROLE, SWEEP_FILE, SWEEP_ID, RunLog, connect
+from .tracking import DIVERGED, ROLE, SWEEP_FILE, SWEEP_ID, SWEPT, RunLog, connect
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ class SweepCallback(Callback):
     def __init__(self) -> None:
         self.parent: RunLog | None = None
         self.experiment_id = ""
+        self.exports = Path("runs/exports")
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -50,6 +51,8 @@ class SweepCallback(Callback):
                 {ROLE: "sweep", SWEEP_ID: sweep_id, "hydra.overrides": overrides, "hydra.sweep_dir": sweep_dir},
             )
             log.info("MLflow sweep %s: parent run %s", sweep_id, self.parent.run_id)
+        self.parent.tags({SWEPT: json.dumps(swept)})
+        self.exports = Path(config.runs_dir) / "exports"
         record = {"run_id": self.parent.run_id, "sweep_id": sweep_id, "swept": swept}
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(record))
         # A failed job, Ctrl-C or SIGTERM skips on_multirun_end: close the parent at exit regardless.
@@ -69,8 +72,11 @@ class SweepCallback(Callback):
         status = "FAILED" if any(r.info.status == "FAILED" for r in crashed) else "FINISHED" if ended else "KILLED"
         parent.end(status)
         done = sum(r.info.status == "FINISHED" for r in runs)
-        log.info("Sweep %s: %d of %d runs finished, %d diverged\n%s", status, done, len(runs), len(diverged),
-                 sweep_summary(parent.client, self.experiment_id, parent.run_id))
+        try:
+            summary = sweep_summary(parent.client, self.experiment_id, parent.run_id, self.exports)
+        except Exception as err:  # the runs are safe in MLflow; `python -m experiments.export` can redo this
+            summary = f"(summary failed: {type(err).__name__}: {err})"
+        log.info("Sweep %s: %d of %d runs finished, %d diverged\n%s", status, done, len(runs), len(diverged), summary)
         for run in diverged + crashed:
             state = "DIVERGED" if DIVERGED in run.data.tags else run.info.status
             log.error("%s: %s %s", run.info.run_name, state, run.data.tags.get("error.message", ""))

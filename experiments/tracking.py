@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 ROLE = "lenet.role"  # "sweep" on a sweep's parent run, "job" on each job's run
 SWEEP_ID = "lenet.sweep_id"
 DIVERGED = "lenet.diverged"  # on a run whose training loss became nan or inf: the epoch it stopped at
+SWEPT = "lenet.swept"  # on a sweep's parent: JSON list of the keys it sweeps (its factors, and seed)
 CONFIG_HASH = "lenet.config_hash"  # identity of the job's resolved config (experiments.config.config_hash)
 REUSED = "lenet.reused."  # + run id, on a resumed sweep's parent: a FINISHED run of another sweep it counts
 SWEEP_FILE = "mlflow_sweep.json"  # in Hydra's sweep dir: how the jobs find their parent run

@@ -71,11 +71,12 @@ def test_export_writes_four_rows_and_a_pivot(sweep):
     out = runs_dir / "exports"
     proc = run("experiments.export", "--tracking-uri", f"sqlite:///{runs_dir}/mlflow.db", "--out", str(out),
                "--format", "csv,md")
-    table = pd.read_csv(next(p for p in out.glob("*.csv") if "pivot" not in p.name))
+    (folder,) = out.iterdir()  # one folder per sweep, named by its id
+    table = pd.read_csv(folder / "runs.csv")
     assert len(table) == 4 and set(table["status"]) == {"FINISHED"}
     assert set(table.columns) >= {"model", "activation", "pool", "optim", "lr", "data", "seed", "epochs", "test_acc",
                                   "best_val_acc", "train_seconds", "samples_per_second", "status", "run_id"}
-    pivot = pd.read_csv(next(out.glob("*-pivot.csv")))
+    pivot = pd.read_csv(folder / "pivot.csv")
     assert list(pivot["model"]) == ["classic", "d2l"] and {"adam", "sgd"} <= set(pivot.columns)
     assert "| classic " in proc.stdout and "test_acc by model x optim" in proc.stdout
 
@@ -112,3 +113,32 @@ def test_inspect_prints_the_layer_table():
     proc = run("experiments.inspect", "model=classic")
     assert "Conv2d output shape:\ttorch.Size([1, 120, 1, 1])" in proc.stdout
     assert "Parameters: 61,706" in proc.stdout
+
+
+def test_a_seeded_sweep_writes_every_table_and_plot_and_logs_them_on_the_parent(tmp_path):
+    proc = run("experiments.run", "-m", "model=classic,d2l", "seed=0,1", "trainer.epochs=2", f"runs_dir={tmp_path}")
+    assert "test_acc per cell (mean across seeds, 95% interval)" in proc.stdout + proc.stderr
+    assert "on " in proc.stdout + proc.stderr  # the one-factor comparison, as a sentence
+    client, runs = store(tmp_path)
+    (parent,) = [r for r in runs if r.data.tags.get("lenet.role") == "sweep"]
+    (folder,) = (tmp_path / "exports").iterdir()
+    expected = {"runs.csv", "runs.md", "pivot.csv", "cells.csv", "cells.md", "comparisons.csv", "comparisons.md",
+                "effects.csv", "curves_val_acc.png", "curves_train_loss.png", "test_acc_by_cell.png", "summary.md"}
+    assert expected <= {p.name for p in folder.iterdir()}
+    assert expected <= {a.path.removeprefix("summary/") for a in client.list_artifacts(parent.info.run_id, "summary")}
+    cells = pd.read_csv(folder / "cells.csv")
+    assert list(cells["n"]) == [2, 2] and list(cells["model"]) == ["classic", "d2l"]
+    comparison = pd.read_csv(folder / "comparisons.csv")
+    assert list(comparison["factor"]) == ["model"] and comparison["test"][0] == "paired"
+
+
+def test_export_formats_and_param_filters(sweep):
+    runs_dir, _ = sweep
+    out = runs_dir / "filtered"
+    proc = run("experiments.export", "--tracking-uri", f"sqlite:///{runs_dir}/mlflow.db", "--out", str(out),
+               "--filter", "params.model = 'classic'", "--format", "csv,parquet,latex,md")
+    (folder,) = out.iterdir()
+    table = pd.read_parquet(folder / "runs.parquet")
+    assert set(table["model"]) == {"classic"} and len(table) == 2
+    assert (folder / "runs.tex").exists() or (folder / "runs.latex").exists()
+    assert "where params.model = 'classic'" in proc.stdout

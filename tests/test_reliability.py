@@ -47,7 +47,7 @@ def test_divergence_stops_the_run_marks_it_and_the_sweep_goes_on(tmp_path):
     assert sigmoid.info.status == "FINISHED"
     assert runs(tmp_path, "sweep")[1][0].info.status == "FINISHED"
     run("experiments.export", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--out", str(tmp_path / "x"))
-    table = pd.read_csv(next(p for p in (tmp_path / "x").glob("*.csv") if "pivot" not in p.name))
+    table = pd.read_csv(next((tmp_path / "x").glob("*/runs.csv")))
     row = table.set_index("activation").loc["gelu"]
     assert row["status"] == "DIVERGED" and pd.isna(row["test_acc"])
 
