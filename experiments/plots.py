@@ -48,9 +48,11 @@ def confusion_matrix(matrix: pd.DataFrame, path: Path, title: str = "") -> None:
 def cell_curves(bands: dict[str, pd.DataFrame], metric: str, path: Path) -> None:
     """One line per cell (mean across seeds) with its 95% interval as a band."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    bounded = metric.endswith("acc")  # a t interval of 3 seeds can pass 0 or 1; accuracy cannot
     for cell, band in bands.items():
         (line,) = ax.plot(band["epoch"], band["mean"], marker="o", markersize=3, label=cell)
-        ax.fill_between(band["epoch"], band["low"], band["high"], color=line.get_color(), alpha=0.2)
+        low, high = (band["low"].clip(0, 1), band["high"].clip(0, 1)) if bounded else (band["low"], band["high"])
+        ax.fill_between(band["epoch"], low, high, color=line.get_color(), alpha=0.2)
     ax.set(xlabel="epoch", ylabel=metric, title=f"{metric}: mean across seeds, 95% interval")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)

@@ -57,8 +57,9 @@ def test_divergence_stops_the_run_marks_it_and_the_sweep_goes_on(tmp_path):
 def test_an_interrupted_sweep_ends_killed_and_a_rerun_resumes_it(tmp_path, sig):
     command = [sys.executable, "-m", "experiments.run", "-m", "model=classic,d2l", "trainer.epochs=12",
                "trainer.progress=lines", f"runs_dir={tmp_path}"]
+    # As from a terminal: a shell's background job (CI may be one) starts with SIGINT ignored.
     proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=ENV)
+                            text=True, env=ENV, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stdout:
         if "epoch 1/12" in line:
             proc.send_signal(sig)
