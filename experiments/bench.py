@@ -40,7 +40,8 @@ def baseline_datasets(cfg: DictConfig, input_size: int):
         cls = TORCHVISION_DATASETS[d.name]
         return [cls(root=d.root, train=train, transform=transform, download=d.download) for train in (True, False)]
     raw = load_raw(d.name, d.root, d.download)
-    return [PilImages(raw.train_images, raw.train_labels, transform), PilImages(raw.test_images, raw.test_labels, transform)]
+    return [PilImages(raw.train_images, raw.train_labels, transform),
+            PilImages(raw.test_images, raw.test_labels, transform)]
 
 
 def run_baseline(cfg, net, device) -> dict:
@@ -83,7 +84,8 @@ def measure_concurrency(overrides: list[str], counts: list[int], compile: str) -
     for k in counts:
         manager = ctx.Manager()
         results, barrier = manager.dict(), ctx.Barrier(k + 1)
-        procs = [ctx.Process(target=concurrent_worker, args=(r, overrides, compile, barrier, results)) for r in range(k)]
+        procs = [ctx.Process(target=concurrent_worker, args=(rank, overrides, compile, barrier, results))
+                 for rank in range(k)]
         for p in procs:
             p.start()
         barrier.wait()

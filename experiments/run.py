@@ -1,7 +1,7 @@
 """python -m experiments.run [-m] model=classic,d2l optim=sgd,adam ...
 
 Each job trains one LeNet variant and tracks it as one MLflow run; a multirun's jobs are the
-children of one parent run for the sweep (see experiments.tracking.SweepCallback).
+children of one parent run for the sweep (see experiments.sweep.SweepCallback).
 """
 from __future__ import annotations
 

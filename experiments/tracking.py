@@ -121,6 +121,7 @@ def read_sweep(sweep_dir: str | Path) -> dict | None:
 
 def finished_run(client: MlflowClient, experiment_id: str, config_hash: str):
     """The latest FINISHED run of this config in the experiment, if any."""
-    found = client.search_runs([experiment_id], order_by=["attributes.start_time DESC"], max_results=1,
-                               filter_string=f"tags.`{CONFIG_HASH}` = '{config_hash}' and attributes.status = 'FINISHED'")
+    flt = f"tags.`{CONFIG_HASH}` = '{config_hash}' and attributes.status = 'FINISHED'"
+    found = client.search_runs([experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"],
+                               max_results=1)
     return found[0] if found else None

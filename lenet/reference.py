@@ -32,7 +32,8 @@ def per_sample_transform(input_size: int, fit_to_input: str = "pad", normalize: 
     """The torchvision transform pipeline a per-sample loader would run for this geometry."""
     steps = []
     if input_size != side:
-        steps.append(transforms.Resize(input_size) if fit_to_input == "resize" else transforms.Pad((input_size - side) // 2))
+        pad = (input_size - side) // 2
+        steps.append(transforms.Resize(input_size) if fit_to_input == "resize" else transforms.Pad(pad))
     steps.append(transforms.ToTensor())
     if normalize == "mean_std":
         steps.append(transforms.Normalize((mean,), (std,)))
@@ -78,7 +79,7 @@ def train_ch6(net, train_iter, test_iter, num_epochs, optimizer, device, init_we
             optimizer.zero_grad()
             X, y = X.to(device), y.to(device)
             y_hat = net(X)
-            l = loss(y_hat, y)
+            l = loss(y_hat, y)  # noqa: E741 (d2l's name)
             l.backward()
             optimizer.step()
             with torch.no_grad():

@@ -152,7 +152,8 @@ def test_eight_jobs_four_at_a_time_lose_nothing(tmp_path):
             assert [m.step for m in client.get_metric_history(job.info.run_id, metric)] == [1, 2]
         assert "test_acc" in job.data.metrics
     (parent,) = runs(tmp_path, "sweep")[1]
-    assert parent.info.status == "FINISHED" and {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parent.info.run_id}
+    assert parent.info.status == "FINISHED"
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parent.info.run_id}
 
 
 @pytest.mark.slow
