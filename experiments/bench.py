@@ -19,7 +19,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from lenet.data import TORCHVISION_DATASETS, Data, load_raw, prepare
+from lenet.data import TORCHVISION_DATASETS, Data, dataset_class, load_raw, prepare
 from lenet.engine import fit, resolve_device
 from lenet.reference import PilImages, loader, per_sample_transform, train_ch6
 
@@ -37,7 +37,7 @@ def baseline_datasets(cfg: DictConfig, input_size: int):
     d = cfg.data
     transform = per_sample_transform(input_size, d.fit_to_input, d.normalize, d.mean, d.std)
     if d.name in TORCHVISION_DATASETS:
-        cls = TORCHVISION_DATASETS[d.name]
+        cls = dataset_class(d.name)
         return [cls(root=d.root, train=train, transform=transform, download=d.download) for train in (True, False)]
     raw = load_raw(d.name, d.root, d.download)
     return [PilImages(raw.train_images, raw.train_labels, transform),

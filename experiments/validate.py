@@ -114,7 +114,7 @@ def check_command(argv: list[str]) -> int:
     for overrides in jobs:
         cfg = compose_job(overrides)
         check_values(cfg)
-        data = (cfg.data.name, cfg.data.root, cfg.data.download)
+        data = (cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.get("mirror"), cfg.data.get("cache_dir"))
         if data not in seen_data:  # missing files, failed download, corrupt IDX: found once, up front
             seen_data.add(data)
             try:

@@ -115,3 +115,58 @@ def test_changed_source_files_invalidate_the_cache(tmp_path):
     assert len(prepare(**kw).train) == 50
     write_dataset(root, "MNIST", n_train=60, n_test=20)
     assert len(prepare(**kw).train) == 60
+
+
+def test_download_through_torchvision_from_a_mirror(tmp_path, monkeypatch):
+    """The real download path (torchvision's download_and_extract_archive) against a loopback mirror."""
+    import functools
+    import gzip
+    import hashlib
+    import http.server
+    import threading
+
+    from torchvision import datasets
+
+    from .idx import FILES, digits, idx_bytes
+
+    served = tmp_path / "mirror"
+    served.mkdir()
+    resources = []
+    for (split, kind), name in FILES.items():
+        images, labels = digits(60 if split == "train" else 20, seed=3)
+        blob = gzip.compress(idx_bytes(images if kind == "images" else labels))
+        (served / f"{name}.gz").write_bytes(blob)
+        resources.append((f"{name}.gz", hashlib.md5(blob).hexdigest()))
+    monkeypatch.setattr(datasets.MNIST, "resources", resources)  # our small files' checksums
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        root = tmp_path / "data"
+        raw = load_raw("mnist", root, download=True, mirror=f"http://127.0.0.1:{server.server_port}/")
+    finally:
+        server.shutdown()
+    assert raw.train_images.shape == (60, 28, 28) and len(raw.test_labels) == 20
+    assert sorted(p.name for p in (root / "MNIST" / "raw").glob("*-ubyte")) == sorted(FILES.values())
+
+
+def test_a_failed_download_is_one_line(tmp_path):
+    with pytest.raises(DatasetMissing) as err:
+        load_raw("mnist", tmp_path, download=True, mirror="http://127.0.0.1:9/")
+    assert "\n" not in str(err.value) and "the download failed" in str(err.value)
+
+
+def test_files_decoded_before_are_not_read_again_until_they_change(tmp_path):
+    from lenet.data import DatasetCorrupt, ensure_available
+
+    from .idx import FILES, write_dataset
+
+    root = write_dataset(tmp_path / "data", "MNIST", n_train=50, n_test=20)
+    prepare("mnist", 28, root, download=False, cache_dir=tmp_path / "cache")
+    images = root / "MNIST" / "raw" / FILES["train", "images"]
+    stamp = images.stat()
+    ensure_available("mnist", root, False, cache_dir=tmp_path / "cache")  # known good: not decoded
+    images.write_bytes(images.read_bytes()[:1000])  # now truncated: size changed, so it is read and fails
+    with pytest.raises(DatasetCorrupt):
+        ensure_available("mnist", root, False, cache_dir=tmp_path / "cache")
+    assert stamp.st_size > 1000
