@@ -103,7 +103,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def shown_runs(table: pd.DataFrame) -> pd.DataFrame:
-    return table[[c for c in COLUMNS if c != "run_id"]]
+    return table[[c for c in COLUMNS if c != "run_id" and c in table.columns]]
 
 
 def analyse(client: MlflowClient, runs: list, swept: list[str] | None) -> dict:
@@ -137,10 +137,14 @@ def summary_text(result: dict, title: str) -> str:
         keep = ["cell", "n", "not_finished", "test_acc_mean", "test_acc_std", "test_acc_ci_low", "test_acc_ci_high"]
         lines += ["test_acc per cell (mean across seeds, 95% interval):", "",
                   cells[keep].to_markdown(index=False, floatfmt=".4f"), ""]
-    if len(result["comparisons"]):
+    comparisons = result["comparisons"]
+    if len(comparisons):
+        tested = comparisons[(comparisons["n_better"] >= 2) & (comparisons["n_worse"] >= 2)]
         lines += ["Comparisons (cells differing in one factor):", ""]
-        lines += [f"- {s}" for s in result["comparisons"]["sentence"]] + [""]
-    if len(result["effects"]) and result["cells"]["n"].sum() > len(result["cells"]):
+        lines += [f"- {s}" for s in tested["sentence"]] or [
+            "- one run per cell: sweep seeds too (seed=0,1,2) for intervals and tests"]
+        lines += [""]
+    if len(result["effects"]) and result["effects"]["n"].max() >= 2:
         lines += ["Main effects on test_acc (level vs the factor's other levels):", "",
                   result["effects"].to_markdown(index=False, floatfmt=".4f"), ""]
     return "\n".join(lines)

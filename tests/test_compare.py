@@ -114,3 +114,15 @@ def test_main_effects_average_over_the_other_factors():
 def test_a_single_factor_names_cells_by_its_plain_values():
     cells = compare.cells(RUNS[RUNS.optim == "adam"], ["model"])
     assert list(cells["cell"]) == ["classic", "d2l"] and list(cells["model"]) == ["classic", "d2l"]
+
+
+def test_summary_of_a_single_seed_factorial_shows_main_effects_and_asks_for_seeds():
+    from experiments.export import summary_text
+
+    one_seed = RUNS[RUNS.seed == 0]
+    result = {"runs": one_seed, "pivot": pd.DataFrame(), "cells": compare.cells(one_seed, ["model", "optim"]),
+              "comparisons": compare.comparisons(one_seed, ["model", "optim"]),
+              "effects": compare.main_effects(one_seed, ["model", "optim"])}
+    text = summary_text(result, "t")
+    assert "sweep seeds too (seed=0,1,2)" in text and "not distinguishable" not in text
+    assert "Main effects on test_acc" in text  # each level still averages 2 runs
