@@ -88,8 +88,7 @@ def runs_table(runs: list, factor_keys=compare.FACTOR_KEYS) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=list(COLUMNS) + [k for k in factor_keys if k not in COLUMNS])
     for col in ("lr", "seed", "epochs", *compare.METRICS, "samples_per_second"):
         table[col] = pd.to_numeric(table[col])
-    return table.dropna(axis=1, how="all").reindex(columns=[c for c in table.columns if c in COLUMNS or
-                                                             table[c].notna().any()])
+    return table[[c for c in table.columns if c in COLUMNS or table[c].notna().any()]]  # unused factor keys go
 
 
 def accuracy_pivot(table: pd.DataFrame) -> pd.DataFrame:
@@ -150,7 +149,7 @@ def summary_text(result: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-def write(result: dict, folder: Path, formats: list[str], title: str) -> list[Path]:
+def write(result: dict, folder: Path, formats: list[str], text: str) -> list[Path]:
     """Tables in each format, the three figures and summary.md into folder (each file atomically)."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -170,26 +169,28 @@ def write(result: dict, folder: Path, formats: list[str], title: str) -> list[Pa
             atomic(folder / f"curves_{metric}.png", lambda p, b=bands, m=metric: plots.cell_curves(b, m, p))
     if len(result["cells"]):
         atomic(folder / "test_acc_by_cell.png", lambda p: plots.cell_accuracy(result["cells"], p))
-    atomic(folder / "summary.md", lambda p: p.write_text(summary_text(result, title) + "\n"))
+    atomic(folder / "summary.md", lambda p: p.write_text(text + "\n"))
     return written
 
 
 def export_sweep(client: MlflowClient, experiment_id: str, parent, out: Path, formats: list[str],
-                 attach: bool = True) -> tuple[str, list[Path]]:
-    """Analyse a sweep, write it under out/<sweep id>/, and log it on the sweep's parent run."""
+                 attach: bool = True, runs: list | None = None) -> tuple[str, list[Path]]:
+    """Analyse a sweep (runs: its job_runs, when the caller has them), write it under out/<sweep id>/,
+    and log it on the sweep's parent run."""
     sweep_id = parent.data.tags[SWEEP_ID]
     swept = json.loads(parent.data.tags.get(SWEPT, "null"))
-    result = analyse(client, job_runs(client, experiment_id, parent.info.run_id), swept)
-    title = f"sweep {sweep_id}: {parent.data.tags.get('hydra.overrides', '')}"
-    written = write(result, out / sweep_id, formats, title)
+    runs = job_runs(client, experiment_id, parent.info.run_id) if runs is None else runs
+    result = analyse(client, runs, swept)
+    text = summary_text(result, f"sweep {sweep_id}: {parent.data.tags.get('hydra.overrides', '')}")
+    written = write(result, out / sweep_id, formats, text)
     if attach:
         client.log_artifacts(parent.info.run_id, str(out / sweep_id), artifact_path="summary")
-    return summary_text(result, title), written
+    return text, written
 
 
-def sweep_summary(client: MlflowClient, experiment_id: str, parent_id: str, out: Path) -> str:
+def sweep_summary(client: MlflowClient, experiment_id: str, parent_id: str, out: Path, runs: list) -> str:
     """What a sweep prints at its end; its tables and figures go to out and to the parent run."""
-    text, _ = export_sweep(client, experiment_id, client.get_run(parent_id), out, ["csv", "md"])
+    text, _ = export_sweep(client, experiment_id, client.get_run(parent_id), out, ["csv", "md"], runs=runs)
     return text
 
 
@@ -221,7 +222,8 @@ def export(args: argparse.Namespace) -> list[Path]:
         name = "filter-" + hashlib.sha1(args.filter.encode()).hexdigest()[:8]
         title = f"{len(runs)} runs of {args.experiment} where {args.filter}"
         result = analyse(client, runs, None)
-        text, written = summary_text(result, title), write(result, args.out / name, args.formats, title)
+        text = summary_text(result, title)
+        written = write(result, args.out / name, args.formats, text)
     else:
         parent = find_sweep(client, experiment_id, args.sweep)
         text, written = export_sweep(client, experiment_id, parent, args.out, args.formats, not args.no_attach)

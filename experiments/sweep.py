@@ -73,7 +73,7 @@ class SweepCallback(Callback):
         parent.end(status)
         done = sum(r.info.status == "FINISHED" for r in runs)
         try:
-            summary = sweep_summary(parent.client, self.experiment_id, parent.run_id, self.exports)
+            summary = sweep_summary(parent.client, self.experiment_id, parent.run_id, self.exports, runs)
         except Exception as err:  # the runs are safe in MLflow; `python -m experiments.export` can redo this
             summary = f"(summary failed: {type(err).__name__}: {err})"
         log.info("Sweep %s: %d of %d runs finished, %d diverged\n%s", status, done, len(runs), len(diverged), summary)

@@ -1,6 +1,7 @@
 """MLflow tracking: one run per job, one parent run per sweep, with the jobs as nested children."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
@@ -71,6 +72,7 @@ def exclusive(lock_path: Path):
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@functools.cache  # one lookup per process, not one per run
 def git_commit() -> str | None:
     try:
         out = subprocess.run(

