@@ -1,19 +1,25 @@
-"""python -m experiments.bench [--seeds N] [--concurrent 1,2,4] [--no-baseline] [overrides ...]
+"""python -m experiments.bench [--seeds N] [--concurrent 1,2,4] [--no-baseline] [--sweep] [overrides ...]
 
 Trains the same recipe (default: d2l's, model=d2l optim=sgd) two ways in one run, on the same
 data and device: a faithful replica of d2l's train_ch6 loop (torchvision DataLoader, ToTensor per
 sample, a host sync per step) and this project's engine. Prints wall seconds, training samples/s
 and test accuracy for each, and the engine/baseline ratio. Overrides are the run command's, e.g.
 data=mnist data.root=/data trainer.epochs=10 device=cuda.
+
+With --sweep, it times the run command's whole sweep instead (default: model=classic,d2l
+optim=sgd,adam) from command start to its exported summary, on a fresh store, and splits the
+wall time into start-up, training, per-job overhead and the summary.
 """
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
@@ -24,8 +30,11 @@ from lenet.engine import fit, resolve_device
 from lenet.reference import PilImages, loader, per_sample_transform, train_ch6
 
 from .config import compose
+from .tracking import ROLE, connect
+from .validate import job_overrides
 
 RECIPE = ["model=d2l", "optim=sgd"]
+MAIN_SWEEP = ["model=classic,d2l", "optim=sgd,adam"]
 
 
 def data_kwargs(cfg: DictConfig, input_size: int) -> dict:
@@ -111,7 +120,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-baseline", action="store_true", help="time the engine only")
     parser.add_argument("--compile", default="auto", help="engine step: auto, cuda_graph, torch_compile, off")
     parser.add_argument("--concurrent", default="", help="e.g. 1,2,4: also run that many engine jobs at once")
+    parser.add_argument("--sweep", action="store_true",
+                        help="time the run command's sweep (default model=classic,d2l optim=sgd,adam) by phase")
     args, overrides = parser.parse_known_args(argv)
+    if args.sweep:
+        return time_sweep(overrides)
     # d2l's 4 workers exceed 2 cores; torch warns, and the replica keeps them as the book does.
     warnings.filterwarnings("ignore", message="This DataLoader will create")
     overrides = RECIPE + overrides
@@ -121,16 +134,18 @@ def main(argv: list[str]) -> int:
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; data {cfg.data.name}, "
           f"{' '.join(overrides)}, epochs {cfg.trainer.epochs}, batch {cfg.trainer.batch_size}", flush=True)
+    # Every replica run first: the engine tunes the process's allocator for good
+    # (engine.keep_freed_memory), and the replica is timed as d2l's users run it, without that.
+    loops = [("baseline", lambda cfg, net: run_baseline(cfg, net, device))] * (not args.no_baseline)
+    loops.append(("engine", lambda cfg, net: run_engine(cfg, net, device, args.compile)))
     rows = []
-    for seed in range(args.seeds):
-        cfg = compose(overrides + [f"seed={seed}"])
-        torch.manual_seed(seed)
-        net = instantiate(cfg.model)
-        if not args.no_baseline:
-            rows.append(dict(run_baseline(cfg, copy.deepcopy(net), device), seed=seed))
-            print(f"  seed {seed} baseline: {rows[-1]['wall']:.1f} s, test_acc {rows[-1]['test_acc']:.4f}", flush=True)
-        rows.append(dict(run_engine(cfg, copy.deepcopy(net), device, args.compile), seed=seed))
-        print(f"  seed {seed} engine: {rows[-1]['wall']:.1f} s, test_acc {rows[-1]['test_acc']:.4f}", flush=True)
+    for label, run_loop in loops:
+        for seed in range(args.seeds):
+            cfg = compose(overrides + [f"seed={seed}"])
+            torch.manual_seed(seed)  # each seed: the same initial weights for both loops
+            net = instantiate(cfg.model)
+            rows.append(dict(run_loop(cfg, net), seed=seed))
+            print(f"  seed {seed} {label}: {rows[-1]['wall']:.1f} s, test_acc {rows[-1]['test_acc']:.4f}", flush=True)
     print(report(rows, device, cfg.trainer.epochs))
     if args.concurrent:
         counts = [int(k) for k in args.concurrent.split(",")]
@@ -141,6 +156,53 @@ def main(argv: list[str]) -> int:
                         [[r["jobs"], f"{r['wall']:.2f}", f"{r['aggregate']:,.0f}", f"{r['aggregate'] / base:.2f}",
                           f"{r['steady_sum']:,.0f}"] for r in conc]))
     return 0
+
+
+def time_sweep(overrides: list[str]) -> int:
+    """Run the sweep command on a fresh store and print where its wall time went."""
+    given = {o.split("=", 1)[0] for o in overrides}
+    overrides = [o for o in MAIN_SWEEP if o.split("=", 1)[0] not in given] + overrides
+    cfg = compose([o.split(",", 1)[0] for o in overrides])  # the first job: where data and cache live
+    shared = [f"data.root={cfg.data.root}", f"data.cache_dir={cfg.data.cache_dir}"]
+    for job in job_overrides(["-m", *overrides, *shared]):  # fill the dataset cache outside the timing
+        job_cfg = compose(job)
+        prepare(input_size=instantiate(job_cfg.model).input_size, seed=job_cfg.seed, **job_cfg.data)
+    with tempfile.TemporaryDirectory(prefix="lenet-bench-") as tmp:
+        command = [sys.executable, "-m", "experiments.run", "-m", *overrides, *shared, f"runs_dir={tmp}"]
+        print(" ".join(["python", *command[1:]]), flush=True)
+        log = Path(tmp) / "sweep.log"
+        start = time.time()
+        with log.open("w") as out:
+            code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT).returncode
+        end = time.time()
+        if code != 0:
+            print(log.read_text()[-3000:], file=sys.stderr)
+            print(f"error: the sweep exited with {code}", file=sys.stderr)
+            return 1
+        client, experiment_id = connect(f"sqlite:///{tmp}/mlflow.db", cfg.mlflow.experiment)
+        runs = client.search_runs([experiment_id], filter_string=f"tags.`{ROLE}` = 'job'",
+                                  order_by=["attributes.start_time ASC"], max_results=10000)
+    print(sweep_phases(runs, start, end))
+    return 0
+
+
+def sweep_phases(runs: list, start: float, end: float) -> str:
+    """Each job's training and the rest of its share of the wall (Hydra, MLflow, evaluation, plots)."""
+    starts = [r.info.start_time / 1000 for r in runs]
+    stops = starts[1:] + [runs[-1].info.end_time / 1000]  # a job's share lasts until the next run starts
+    train = [r.data.metrics.get("train_seconds", 0.0) for r in runs]
+    jobs = [[r.info.run_name, f"{t:.2f}", f"{b - a - t:.2f}"] for r, a, b, t in zip(runs, starts, stops, train)]
+    overhead = [b - a - t for a, b, t in zip(starts, stops, train)]
+    phases = [
+        ["start-up: imports, checks, store, first job's data", f"{starts[0] - start:.2f}"],
+        [f"training, {len(runs)} jobs", f"{sum(train):.2f}"],
+        [f"per-job overhead beyond training (mean; max {max(overhead):.2f})",
+         f"{statistics.mean(overhead):.2f}"],
+        ["summary, export and exit after the last job", f"{end - stops[-1]:.2f}"],
+        ["total, command start to exit", f"{end - start:.2f}"],
+    ]
+    return ("\n" + fmt_table(["job", "training s", "overhead s"], jobs)
+            + "\n\n" + fmt_table(["phase", "seconds"], phases))
 
 
 def report(rows: list[dict], device, epochs: int) -> str:

@@ -1,9 +1,13 @@
-"""Where the configs live, and the resolvers they use."""
+"""Where the configs live, the resolvers they use, and how the commands end."""
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
+import os
+import sys
 from pathlib import Path
+from typing import NoReturn
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -46,3 +50,16 @@ def compose(overrides: list[str] = ()) -> DictConfig:
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return hydra_compose(config_name="config", overrides=list(overrides))
+
+
+def fast_exit(code: int = 0) -> NoReturn:
+    """End a command whose work is saved without tearing the interpreter down.
+
+    Freeing torch's, MLflow's and pandas' modules object by object took 1-2 s at the end of every
+    command (2.1 s after a sweep's summary). The exit handlers still run: the sweep's close,
+    logging's flush, MLflow's own.
+    """
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -17,7 +17,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from . import compare, plots
-from .config import compose
+from .config import compose, fast_exit
 from .tracking import CONFIG_HASH, DIVERGED, REUSED, ROLE, SWEEP_ID, SWEPT, connect
 
 # column -> where it lives on the run ("params.*", "metrics.*", "info.*")
@@ -243,4 +243,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    fast_exit(main())

@@ -28,7 +28,7 @@ from lenet.engine import EPOCH_METRICS, check_trainer, evaluate, fit, predict, r
 from lenet.model import LeNet, layer_table, parameter_count
 
 from . import plots
-from .config import CONF_DIR, config_hash, flatten, register_resolvers
+from .config import CONF_DIR, config_hash, fast_exit, flatten, register_resolvers
 from .validate import BadInput, check_command
 from .tracking import CONFIG_HASH, DIVERGED, REUSED, ROLE, SWEEP_ID, RunLog, connect, finished_run, read_sweep
 
@@ -259,7 +259,8 @@ def cli() -> None:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     signal.signal(signal.SIGTERM, _terminate)
-    main()
+    main()  # Hydra exits by itself when a job fails
+    fast_exit(0)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,11 @@ and accuracy accumulate on the device, and on CUDA the train step is replayed as
 from __future__ import annotations
 
 import copy
+import ctypes
+import functools
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +36,26 @@ class FitResult:
     best_epoch: int = 0
     step_kind: str = "eager"  # how the train step ran: eager, cuda_graph or torch_compile
     diverged_epoch: int | None = None  # the epoch whose training loss was nan or inf; training stopped there
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Have glibc keep freed multi-megabyte buffers in the heap for reuse; True if it took.
+
+    A CPU step allocates and frees the same activation buffers (up to ~5 MB each at batch 256)
+    every step. Above its mmap threshold, glibc maps fresh zeroed pages for each and unmaps them
+    on free, until its dynamic threshold catches up: a fresh process's first epoch on real MNIST
+    ran at ~16k samples/s against ~27k with the buffers kept. Process-wide, and never undone:
+    a training process wants its heap to stay warm.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (musl): its allocator, its behaviour
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -196,6 +219,7 @@ def fit(
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv kernels once
     else:
         model.to(memory_format=torch.channels_last)  # oneDNN's NHWC convs and pools: ~15% faster on CPU
+        keep_freed_memory()
     generator = torch.Generator(device=device).manual_seed(seed)
     step = make_step(model, optimizer, data.train, batch_size, compile)
     result = FitResult()

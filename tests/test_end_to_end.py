@@ -142,3 +142,17 @@ def test_export_formats_and_param_filters(sweep):
     assert set(table["model"]) == {"classic"} and len(table) == 2
     assert (folder / "runs.tex").exists() or (folder / "runs.latex").exists()
     assert "where params.model = 'classic'" in proc.stdout
+
+
+def test_bench_times_the_sweep_by_phase_on_a_store_of_its_own(tmp_path):
+    proc = run("experiments.bench", "--sweep", "trainer.epochs=1", f"runs_dir={tmp_path}")
+    jobs = [line for line in proc.stdout.splitlines() if line.startswith("| model=")]
+    assert len(jobs) == 4
+    phases = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in proc.stdout.splitlines()
+              if line.startswith("| ") and line.split("|")[2].strip().replace(".", "").isdigit()
+              and not line.startswith("| model=")}
+    total = phases.pop("total, command start to exit")
+    overhead = next(v for k, v in phases.items() if k.startswith("per-job overhead"))
+    assert 0 < overhead < total
+    assert sum(phases.values()) - overhead + 4 * overhead == pytest.approx(total, abs=0.05)
+    assert not (tmp_path / "mlflow.db").exists()  # its sweep went to a temporary store, not the user's
