@@ -163,7 +163,7 @@ def time_sweep(overrides: list[str]) -> int:
     given = {o.split("=", 1)[0] for o in overrides}
     overrides = [o for o in MAIN_SWEEP if o.split("=", 1)[0] not in given] + overrides
     cfg = compose([o.split(",", 1)[0] for o in overrides])  # the first job: where data and cache live
-    shared = [f"data.root={cfg.data.root}", f"data.cache_dir={cfg.data.cache_dir}"]
+    shared = [f"data.{k}={cfg.data[k]}" for k in ("root", "cache_dir") if f"data.{k}" not in given]
     for job in job_overrides(["-m", *overrides, *shared]):  # fill the dataset cache outside the timing
         job_cfg = compose(job)
         prepare(input_size=instantiate(job_cfg.model).input_size, seed=job_cfg.seed, **job_cfg.data)

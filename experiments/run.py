@@ -130,8 +130,9 @@ def save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_test_report(job: Job, out: Path, name: str) -> None:
-    """Per-sample predictions with class names, and the confusion matrix (CSV and PNG)."""
+def test_report(job: Job, out: Path, name: str) -> tuple[float, float]:
+    """Test loss and accuracy, from the same pass that writes per-sample predictions with class
+    names and the confusion matrix (CSV and PNG)."""
     logits = predict(job.model, job.data.test)
     probs = logits.softmax(1)
     confidence, predicted = probs.max(1)
@@ -149,6 +150,8 @@ def write_test_report(job: Job, out: Path, name: str) -> None:
         "predicted_name": [classes[i] for i in predicted.tolist()],
         "confidence": confidence.cpu().numpy(),
     }).to_csv(out / "predictions.csv", index=False)
+    loss = torch.nn.functional.cross_entropy(logits, labels)
+    return loss.item(), (counts.diagonal().sum() / len(labels)).item()
 
 
 def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path) -> dict:
@@ -177,8 +180,7 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path) -> dict:
     last_loss, last_acc = evaluate(job.model, job.data.test)
     job.model.load_state_dict(result.best_state)
     save_atomic(result.best_state, out / "model_best.pt")
-    test_loss, test_acc = evaluate(job.model, job.data.test)
-    write_test_report(job, out, name)
+    test_loss, test_acc = test_report(job, out, name)
 
     train_seconds = float(history["epoch_seconds"].sum())
     final = {
