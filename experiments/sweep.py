@@ -11,7 +11,6 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from .export import job_runs, sweep_summary
 from .tracking import DIVERGED, ROLE, SWEEP_FILE, SWEEP_ID, SWEPT, RunLog, connect
 
 log = logging.getLogger(__name__)
@@ -66,6 +65,8 @@ class SweepCallback(Callback):
         if self.parent is None:
             return
         parent, self.parent = self.parent, None
+        from .export import job_runs, sweep_summary  # pandas, scipy, matplotlib: only a sweep's end needs them
+
         runs = job_runs(parent.client, self.experiment_id, parent.run_id)
         diverged = [r for r in runs if DIVERGED in r.data.tags]  # an outcome of the config, not a crash
         crashed = [r for r in runs if r.info.status != "FINISHED" and DIVERGED not in r.data.tags]
