@@ -189,20 +189,24 @@ def time_sweep(overrides: list[str]) -> int:
 def sweep_phases(runs: list, start: float, end: float) -> str:
     """Each job's training and the rest of its share of the wall (Hydra, MLflow, evaluation, plots)."""
     starts = [r.info.start_time / 1000 for r in runs]
-    stops = starts[1:] + [runs[-1].info.end_time / 1000]  # a job's share lasts until the next run starts
+    ends = [r.info.end_time / 1000 for r in runs]
     train = [r.data.metrics.get("train_seconds", 0.0) for r in runs]
-    jobs = [[r.info.run_name, f"{t:.2f}", f"{b - a - t:.2f}"] for r, a, b, t in zip(runs, starts, stops, train)]
-    overhead = [b - a - t for a, b, t in zip(starts, stops, train)]
-    phases = [
-        ["start-up: imports, checks, store, first job's data", f"{starts[0] - start:.2f}"],
-        [f"training, {len(runs)} jobs", f"{sum(train):.2f}"],
-        [f"per-job overhead beyond training (mean; max {max(overhead):.2f})",
-         f"{statistics.mean(overhead):.2f}"],
-        ["summary, export and exit after the last job", f"{end - stops[-1]:.2f}"],
-        ["total, command start to exit", f"{end - start:.2f}"],
-    ]
-    return ("\n" + fmt_table(["job", "training s", "overhead s"], jobs)
-            + "\n\n" + fmt_table(["phase", "seconds"], phases))
+    phases = [["start-up: imports, checks, store, first job's data", starts[0] - start]]
+    if any(later < earlier for later, earlier in zip(starts[1:], ends)):  # a parallel launcher
+        jobs = [[r.info.run_name, t, b - a] for r, a, b, t in zip(runs, starts, ends, train)]
+        headers = ["job", "training s", "run s (start to end in MLflow)"]
+        phases.append([f"{len(runs)} jobs side by side, first start to last end", max(ends) - starts[0]])
+    else:  # one after another: a job's share of the wall lasts until the next run starts
+        shares = [b - a for a, b in zip(starts, starts[1:] + ends[-1:])]
+        overhead = [share - t for share, t in zip(shares, train)]
+        jobs = [[r.info.run_name, t, o] for r, t, o in zip(runs, train, overhead)]
+        headers = ["job", "training s", "overhead s"]
+        phases += [[f"training, {len(runs)} jobs", sum(train)],
+                   [f"per-job overhead beyond training (mean; max {max(overhead):.2f})", statistics.mean(overhead)]]
+    phases += [["summary, export and exit after the last job", end - max(ends)],
+               ["total, command start to exit", end - start]]
+    as_text = lambda rows: [[x if isinstance(x, str) else f"{x:.2f}" for x in row] for row in rows]  # noqa: E731
+    return "\n" + fmt_table(headers, as_text(jobs)) + "\n\n" + fmt_table(["phase", "seconds"], as_text(phases))
 
 
 def report(rows: list[dict], device, epochs: int) -> str:
