@@ -41,7 +41,8 @@ def per_sample_transform(input_size: int, fit_to_input: str = "pad", normalize: 
 
 
 def loader(dataset: Dataset, batch_size: int, shuffle: bool = True, workers: int = D2L_WORKERS) -> DataLoader:
-    return DataLoader(dataset, batch_size, shuffle=shuffle, num_workers=workers, persistent_workers=workers > 0)
+    """d2l.load_data_fashion_mnist's DataLoader: its workers start afresh for every pass, as there."""
+    return DataLoader(dataset, batch_size, shuffle=shuffle, num_workers=workers)
 
 
 def accuracy(y_hat: torch.Tensor, y: torch.Tensor) -> float:
