@@ -130,7 +130,7 @@ def save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def test_report(job: Job, out: Path, name: str) -> tuple[float, float]:
+def report_test_set(job: Job, out: Path, name: str) -> tuple[float, float]:
     """Test loss and accuracy, from the same pass that writes per-sample predictions with class
     names and the confusion matrix (CSV and PNG)."""
     logits = predict(job.model, job.data.test)
@@ -180,7 +180,7 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path) -> dict:
     last_loss, last_acc = evaluate(job.model, job.data.test)
     job.model.load_state_dict(result.best_state)
     save_atomic(result.best_state, out / "model_best.pt")
-    test_loss, test_acc = test_report(job, out, name)
+    test_loss, test_acc = report_test_set(job, out, name)
 
     train_seconds = float(history["epoch_seconds"].sum())
     final = {

@@ -45,7 +45,7 @@ def keep_freed_memory() -> bool:
     A CPU step allocates and frees the same activation buffers (up to ~5 MB each at batch 256)
     every step. Above its mmap threshold, glibc maps fresh zeroed pages for each and unmaps them
     on free, until its dynamic threshold catches up: a fresh process's first epoch on real MNIST
-    ran at ~16k samples/s against ~27k with the buffers kept. Process-wide, and never undone:
+    ran at 12-14k samples/s against 24k with the buffers kept. Process-wide, and never undone:
     a training process wants its heap to stay warm.
     """
     if not sys.platform.startswith("linux"):
