@@ -13,6 +13,7 @@ wall time into start-up, training, per-job overhead and the summary.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import subprocess
 import sys
@@ -78,6 +79,36 @@ def run_engine(cfg, net, device, compile: str) -> dict:
                 test_acc=result.history[-1]["val_acc"], steady=statistics.median(later))
 
 
+def baseline_worker(overrides: list[str], reply) -> None:
+    """The replica in a fresh process, as d2l's readers run it: no state left by the engine."""
+    warnings.filterwarnings("ignore", message="This DataLoader will create")  # 4 workers > 2 cores, as d2l has it
+    # A spawned process inherits "spawn" as its start method; d2l's DataLoader workers get the
+    # platform's default (fork on Linux), as in a reader's own process.
+    multiprocessing.set_start_method(None, force=True)
+    cfg = compose(overrides)
+    torch.manual_seed(cfg.seed)  # the engine's net for this seed starts from these weights too
+    net = instantiate(cfg.model)
+    device = resolve_device(cfg.device)
+    torch.zeros(1, device=device)  # CUDA initialised before the clock starts, as in the engine's process
+    reply.send(run_baseline(cfg, net, device))
+
+
+def run_baseline_apart(overrides: list[str]) -> dict:
+    ctx = torch.multiprocessing.get_context("spawn")
+    receive, reply = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=baseline_worker, args=(overrides, reply))
+    proc.start()
+    reply.close()  # the child holds the sending end now, so its exit ends the pipe
+    try:
+        result = receive.recv()
+    except EOFError:  # it died before replying
+        result = None
+    proc.join()
+    if proc.exitcode != 0 or result is None:
+        raise RuntimeError(f"the replica's process exited with {proc.exitcode}")
+    return result
+
+
 def concurrent_worker(rank, overrides, compile, barrier, results):
     cfg = compose(overrides)
     torch.manual_seed(cfg.seed + rank)
@@ -125,8 +156,6 @@ def main(argv: list[str]) -> int:
     args, overrides = parser.parse_known_args(argv)
     if args.sweep:
         return time_sweep(overrides)
-    # d2l's 4 workers exceed 2 cores; torch warns, and the replica keeps them as the book does.
-    warnings.filterwarnings("ignore", message="This DataLoader will create")
     overrides = RECIPE + overrides
     cfg = compose(overrides)
     device = resolve_device(cfg.device)
@@ -134,18 +163,18 @@ def main(argv: list[str]) -> int:
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; data {cfg.data.name}, "
           f"{' '.join(overrides)}, epochs {cfg.trainer.epochs}, batch {cfg.trainer.batch_size}", flush=True)
-    # Every replica run first: the engine tunes the process's allocator for good
-    # (engine.keep_freed_memory), and the replica is timed as d2l's users run it, without that.
-    loops = [("baseline", lambda cfg, net: run_baseline(cfg, net, device))] * (not args.no_baseline)
-    loops.append(("engine", lambda cfg, net: run_engine(cfg, net, device, args.compile)))
+    # Each seed: the replica in a process of its own (the engine tunes this process's allocator for
+    # good, engine.keep_freed_memory), then the engine here, from the same initial weights.
     rows = []
-    for label, run_loop in loops:
-        for seed in range(args.seeds):
-            cfg = compose(overrides + [f"seed={seed}"])
-            torch.manual_seed(seed)  # each seed: the same initial weights for both loops
-            net = instantiate(cfg.model)
-            rows.append(dict(run_loop(cfg, net), seed=seed))
-            print(f"  seed {seed} {label}: {rows[-1]['wall']:.1f} s, test_acc {rows[-1]['test_acc']:.4f}", flush=True)
+    for seed in range(args.seeds):
+        seeded = overrides + [f"seed={seed}"]
+        if not args.no_baseline:
+            rows.append(dict(run_baseline_apart(seeded), seed=seed))
+            print(f"  seed {seed} baseline: {rows[-1]['wall']:.1f} s, test_acc {rows[-1]['test_acc']:.4f}", flush=True)
+        cfg = compose(seeded)
+        torch.manual_seed(seed)
+        rows.append(dict(run_engine(cfg, instantiate(cfg.model), device, args.compile), seed=seed))
+        print(f"  seed {seed} engine: {rows[-1]['wall']:.1f} s, test_acc {rows[-1]['test_acc']:.4f}", flush=True)
     print(report(rows, device, cfg.trainer.epochs))
     if args.concurrent:
         counts = [int(k) for k in args.concurrent.split(",")]
@@ -226,7 +255,9 @@ def report(rows: list[dict], device, epochs: int) -> str:
                       f"{rate / base_rate:.2f}x" if base_rate else "-"])
     headers = ["variant", "device", "epochs", "seeds", "wall s", "train samples/s (wall)",
                "steady samples/s", "test acc", "vs baseline"]
-    return "\n" + fmt_table(headers, table)
+    base_wall = {r["seed"]: r["wall"] for r in base or []}
+    paired = [f"{base_wall[r['seed']] / r['wall']:.2f}x" for r in rows if r not in (base or []) and r["seed"] in base_wall]
+    return "\n" + fmt_table(headers, table) + (f"\nper seed, replica wall / engine wall: {', '.join(paired)}" if paired else "")
 
 
 if __name__ == "__main__":

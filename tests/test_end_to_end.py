@@ -155,3 +155,13 @@ def test_bench_times_the_sweep_by_phase_on_a_store_of_its_own(tmp_path):
     assert 0 < overhead < total
     assert startup + training + 4 * overhead + summary == pytest.approx(total, abs=0.05)
     assert not (tmp_path / "mlflow.db").exists()  # its sweep went to a temporary store, not the user's
+
+
+def test_bench_times_the_replica_and_the_engine_from_the_same_weights():
+    proc = run("experiments.bench", "trainer.epochs=1", "--seeds", "2")
+    rows = {line.split("|")[1].strip(): line.split("|") for line in proc.stdout.splitlines()
+            if line.startswith(("| d2l train_ch6 replica", "| engine"))}
+    assert set(rows) == {"d2l train_ch6 replica", "engine (eager)"}
+    assert all(row[4].strip() == "2" for row in rows.values())  # both loops ran both seeds
+    ratios = proc.stdout.split("per seed, replica wall / engine wall: ")[1].split()
+    assert len(ratios) == 2 and all(float(r.rstrip(",x")) > 0 for r in ratios)
