@@ -255,9 +255,12 @@ def report(rows: list[dict], device, epochs: int) -> str:
                       f"{rate / base_rate:.2f}x" if base_rate else "-"])
     headers = ["variant", "device", "epochs", "seeds", "wall s", "train samples/s (wall)",
                "steady samples/s", "test acc", "vs baseline"]
-    base_wall = {r["seed"]: r["wall"] for r in base or []}
-    paired = [f"{base_wall[r['seed']] / r['wall']:.2f}x" for r in rows if r not in (base or []) and r["seed"] in base_wall]
-    return "\n" + fmt_table(headers, table) + (f"\nper seed, replica wall / engine wall: {', '.join(paired)}" if paired else "")
+    text = "\n" + fmt_table(headers, table)
+    if base:
+        base_wall = {r["seed"]: r["wall"] for r in base}
+        paired = [f"{base_wall[r['seed']] / r['wall']:.2f}x" for r in rows if r not in base]
+        text += f"\nper seed, replica wall / engine wall: {', '.join(paired)}"
+    return text
 
 
 if __name__ == "__main__":
