@@ -1,10 +1,12 @@
-"""python -m experiments.bench [--seeds N] [--concurrent 1,2,4] [--no-baseline] [--sweep] [overrides ...]
+"""python -m experiments.bench [--baseline d2l|classic] [--seeds N] [--concurrent 1,2,4] [--sweep] [overrides ...]
 
-Trains the same recipe (default: d2l's, model=d2l optim=sgd) two ways in one run, on the same
-data and device: a faithful replica of d2l's train_ch6 loop (torchvision DataLoader, ToTensor per
-sample, a host sync per step) and this project's engine. Prints wall seconds, training samples/s
-and test accuracy for each, and the engine/baseline ratio. Overrides are the run command's, e.g.
-data=mnist data.root=/data trainer.epochs=10 device=cuda.
+Trains the same recipe two ways in one run, on the same data and device: a faithful replica of a
+well-known loop (torchvision DataLoader, transforms per sample, a host sync per step) and this
+project's engine. Prints wall seconds, training samples/s and test accuracy for each, and the
+engine/baseline ratio. --baseline d2l (the default) replicates d2l's train_ch6 with its recipe
+(model=d2l optim=sgd); --baseline classic replicates the classic PyTorch LeNet-5 loop with its
+recipe (model=classic optim=adam, Resize(32) and Normalize, batch 128). Overrides are the run
+command's, e.g. data=mnist data.root=/data trainer.epochs=10 device=cuda.
 
 With --sweep, it times the run command's whole sweep instead (default: model=classic,d2l
 optim=sgd,adam) from command start to its exported summary, on a fresh store, and splits the
@@ -28,13 +30,19 @@ from omegaconf import DictConfig
 
 from lenet.data import TORCHVISION_DATASETS, Data, dataset_class, load_raw, prepare
 from lenet.engine import fit, resolve_device
-from lenet.reference import PilImages, loader, per_sample_transform, train_ch6
+from lenet.reference import PilImages, classic_loader, loader, per_sample_transform, train_ch6, train_classic
 
 from .config import compose
 from .tracking import ROLE, connect
 from .validate import job_overrides
 
-RECIPE = ["model=d2l", "optim=sgd"]
+# Each replicated loop with the recipe it comes with; the user's overrides go after these.
+RECIPES = {
+    "d2l": ["model=d2l", "optim=sgd"],
+    "classic": ["model=classic", "optim=adam", "data.fit_to_input=resize", "data.normalize=mean_std",
+                "trainer.batch_size=128"],
+}
+BASELINE_NAMES = {"d2l": "d2l train_ch6 replica", "classic": "classic loop replica"}
 MAIN_SWEEP = ["model=classic,d2l", "optim=sgd,adam"]
 
 
@@ -54,15 +62,19 @@ def baseline_datasets(cfg: DictConfig, input_size: int):
             PilImages(raw.test_images, raw.test_labels, transform)]
 
 
-def run_baseline(cfg, net, device) -> dict:
+def run_baseline(cfg, net, device, loop: str) -> dict:
     train_set, test_set = baseline_datasets(cfg, net.input_size)
-    batch = cfg.trainer.batch_size
+    batch, epochs = cfg.trainer.batch_size, cfg.trainer.epochs
     start = time.perf_counter()
-    train_iter, test_iter = loader(train_set, batch), loader(test_set, batch, shuffle=False)
     optimizer = instantiate(cfg.optim, _convert_="all")(net.parameters())
-    history = train_ch6(net, train_iter, test_iter, cfg.trainer.epochs, optimizer, device, init_weights=False)
+    if loop == "d2l":
+        train_iter, test_iter = loader(train_set, batch), loader(test_set, batch, shuffle=False)
+        history = train_ch6(net, train_iter, test_iter, epochs, optimizer, device, init_weights=False)
+    else:
+        train_iter, test_iter = classic_loader(train_set, batch), classic_loader(test_set, batch, shuffle=False)
+        history = train_classic(net, train_iter, test_iter, epochs, optimizer, device)
     wall = time.perf_counter() - start
-    return dict(variant="d2l train_ch6 replica", wall=wall, samples=len(train_set) * cfg.trainer.epochs,
+    return dict(variant=BASELINE_NAMES[loop], wall=wall, samples=len(train_set) * epochs,
                 test_acc=history[-1]["test_acc"], steady=None)
 
 
@@ -79,7 +91,7 @@ def run_engine(cfg, net, device, compile: str) -> dict:
                 test_acc=result.history[-1]["val_acc"], steady=statistics.median(later))
 
 
-def baseline_worker(overrides: list[str], reply) -> None:
+def baseline_worker(overrides: list[str], loop: str, reply) -> None:
     """The replica in a fresh process, as d2l's readers run it: no state left by the engine."""
     warnings.filterwarnings("ignore", message="This DataLoader will create")  # 4 workers > 2 cores, as d2l has it
     # A spawned process inherits "spawn" as its start method; d2l's DataLoader workers get the
@@ -90,13 +102,13 @@ def baseline_worker(overrides: list[str], reply) -> None:
     net = instantiate(cfg.model)
     device = resolve_device(cfg.device)
     torch.zeros(1, device=device)  # CUDA initialised before the clock starts, as in the engine's process
-    reply.send(run_baseline(cfg, net, device))
+    reply.send(run_baseline(cfg, net, device, loop))
 
 
-def run_baseline_apart(overrides: list[str]) -> dict:
+def run_baseline_apart(overrides: list[str], loop: str) -> dict:
     ctx = torch.multiprocessing.get_context("spawn")
     receive, reply = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=baseline_worker, args=(overrides, reply))
+    proc = ctx.Process(target=baseline_worker, args=(overrides, loop, reply))
     proc.start()
     reply.close()  # the child holds the sending end now, so its exit ends the pipe
     try:
@@ -147,6 +159,8 @@ def fmt_table(headers: list[str], rows: list[list]) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--baseline", default="d2l", choices=sorted(RECIPES),
+                        help="the loop to replicate, with its recipe: d2l (train_ch6) or classic")
     parser.add_argument("--seeds", type=int, default=1, help="repeat each variant with seeds 0..N-1")
     parser.add_argument("--no-baseline", action="store_true", help="time the engine only")
     parser.add_argument("--compile", default="auto", help="engine step: auto, cuda_graph, torch_compile, off")
@@ -156,7 +170,7 @@ def main(argv: list[str]) -> int:
     args, overrides = parser.parse_known_args(argv)
     if args.sweep:
         return time_sweep(overrides)
-    overrides = RECIPE + overrides
+    overrides = RECIPES[args.baseline] + overrides
     cfg = compose(overrides)
     device = resolve_device(cfg.device)
     prepare(**data_kwargs(cfg, instantiate(cfg.model).input_size))  # fills the cache outside the timings
@@ -169,7 +183,7 @@ def main(argv: list[str]) -> int:
     for seed in range(args.seeds):
         seeded = overrides + [f"seed={seed}"]
         if not args.no_baseline:
-            rows.append(dict(run_baseline_apart(seeded), seed=seed))
+            rows.append(dict(run_baseline_apart(seeded, args.baseline), seed=seed))
             print(f"  seed {seed} baseline: {rows[-1]['wall']:.1f} s, test_acc {rows[-1]['test_acc']:.4f}", flush=True)
         cfg = compose(seeded)
         torch.manual_seed(seed)
@@ -242,7 +256,7 @@ def report(rows: list[dict], device, epochs: int) -> str:
     by_variant: dict[str, list[dict]] = {}
     for row in rows:
         by_variant.setdefault(row["variant"], []).append(row)
-    base = next((v for k, v in by_variant.items() if k.startswith("d2l")), None)
+    base = next((v for k, v in by_variant.items() if k in BASELINE_NAMES.values()), None)
     base_rate = statistics.mean(r["samples"] / r["wall"] for r in base) if base else None
     table = []
     for variant, runs in by_variant.items():

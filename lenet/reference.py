@@ -1,7 +1,9 @@
-"""Reference loops to measure the engine against: a faithful replica of d2l's train_ch6.
+"""Reference loops to measure the engine against: replicas of d2l's train_ch6 and the classic recipe's loop.
 
 d2l's loop feeds a torchvision DataLoader (4 workers, ToTensor per sample on PIL images), moves
 each batch to the device, and reads loss and accuracy back to the host with float() every step.
+The classic PyTorch LeNet-5 recipe's loop does the same with the DataLoader's defaults (no
+workers), a Resize(32) and Normalize per sample, batch 128, Adam, and a test pass each epoch.
 """
 from __future__ import annotations
 
@@ -43,6 +45,11 @@ def per_sample_transform(input_size: int, fit_to_input: str = "pad", normalize: 
 def loader(dataset: Dataset, batch_size: int, shuffle: bool = True, workers: int = D2L_WORKERS) -> DataLoader:
     """d2l.load_data_fashion_mnist's DataLoader: its workers start afresh for every pass, as there."""
     return DataLoader(dataset, batch_size, shuffle=shuffle, num_workers=workers)
+
+
+def classic_loader(dataset: Dataset, batch_size: int, shuffle: bool = True) -> DataLoader:
+    """The classic recipe's DataLoader: the defaults, so every sample is transformed in the training process."""
+    return DataLoader(dataset, batch_size, shuffle=shuffle)
 
 
 def accuracy(y_hat: torch.Tensor, y: torch.Tensor) -> float:
@@ -89,4 +96,36 @@ def train_ch6(net, train_iter, test_iter, num_epochs, optimizer, device, init_we
         test_acc = evaluate_accuracy_gpu(net, test_iter, device)
         history.append(dict(epoch=epoch + 1, train_loss=metric[0] / metric[2], train_acc=metric[1] / metric[2],
                             test_acc=test_acc))
+    return history
+
+
+def train_classic(net, train_loader, test_loader, num_epochs, optimizer, device) -> list[dict]:
+    """The classic recipe's loop: loss.item() and a correct count per step, then a test pass per epoch."""
+    net.to(device)
+    criterion = nn.CrossEntropyLoss()
+    history = []
+    for epoch in range(num_epochs):
+        net.train()
+        running_loss = correct = seen = 0.0
+        for X, y in train_loader:
+            X, y = X.to(device), y.to(device)
+            optimizer.zero_grad()
+            y_hat = net(X)
+            loss = criterion(y_hat, y)
+            loss.backward()
+            optimizer.step()
+            running_loss += loss.item() * X.size(0)
+            correct += accuracy(y_hat, y)
+            seen += X.size(0)
+        net.eval()
+        test_loss = test_correct = test_seen = 0.0
+        with torch.no_grad():
+            for X, y in test_loader:
+                X, y = X.to(device), y.to(device)
+                y_hat = net(X)
+                test_loss += criterion(y_hat, y).item() * X.size(0)
+                test_correct += accuracy(y_hat, y)
+                test_seen += X.size(0)
+        history.append(dict(epoch=epoch + 1, train_loss=running_loss / seen, train_acc=correct / seen,
+                            test_loss=test_loss / test_seen, test_acc=test_correct / test_seen))
     return history

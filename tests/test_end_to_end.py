@@ -157,11 +157,14 @@ def test_bench_times_the_sweep_by_phase_on_a_store_of_its_own(tmp_path):
     assert not (tmp_path / "mlflow.db").exists()  # its sweep went to a temporary store, not the user's
 
 
-def test_bench_times_the_replica_and_the_engine_from_the_same_weights():
-    proc = run("experiments.bench", "trainer.epochs=1", "--seeds", "2")
+@pytest.mark.parametrize("baseline, replica, recipe", [("d2l", "d2l train_ch6 replica", "model=d2l optim=sgd"),
+                                                      ("classic", "classic loop replica", "model=classic optim=adam")])
+def test_bench_times_the_replica_and_the_engine_from_the_same_weights(baseline, replica, recipe):
+    proc = run("experiments.bench", "--baseline", baseline, "trainer.epochs=1", "--seeds", "2")
+    assert recipe in proc.stdout.splitlines()[0]  # the replica's own recipe, for both loops
     rows = {line.split("|")[1].strip(): line.split("|") for line in proc.stdout.splitlines()
-            if line.startswith(("| d2l train_ch6 replica", "| engine"))}
-    assert set(rows) == {"d2l train_ch6 replica", "engine (eager)"}
+            if line.startswith(("| " + replica, "| engine"))}
+    assert set(rows) == {replica, "engine (eager)"}
     assert all(row[4].strip() == "2" for row in rows.values())  # both loops ran both seeds
     ratios = proc.stdout.split("per seed, replica wall / engine wall: ")[1].split()
     assert len(ratios) == 2 and all(float(r.rstrip(",x")) > 0 for r in ratios)

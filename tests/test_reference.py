@@ -1,4 +1,4 @@
-"""The engine computes what d2l's train_ch6 computes: same weights and batches in, same losses out."""
+"""The engine computes what the replicated loops compute: same weights and batches in, same losses out."""
 import copy
 
 import pytest
@@ -7,8 +7,8 @@ import torch
 from lenet.data import Data, prepare
 from lenet.engine import fit
 from lenet.model import lenet_classic, lenet_d2l
-from lenet.reference import PilImages, loader, per_sample_transform, train_ch6
 from lenet.data import load_raw
+from lenet.reference import PilImages, classic_loader, loader, per_sample_transform, train_ch6, train_classic
 
 
 @pytest.mark.parametrize("build, optim", [(lenet_d2l, "sgd"), (lenet_classic, "adam")])
@@ -36,3 +36,27 @@ def test_engine_and_train_ch6_give_the_same_losses_for_the_same_batches(idx_root
     for a, b in zip(net.parameters(), reference_net.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert ours[-1]["train_loss"] != ours[0]["train_loss"]  # it trained: the comparison is not vacuous
+
+
+def test_engine_and_the_classic_loop_give_the_same_losses_for_the_same_batches(idx_root):
+    torch.manual_seed(0)
+    net = lenet_classic()
+    mean, std = 0.1307, 0.3081
+    raw = load_raw("mnist", idx_root, download=False)
+    transform = per_sample_transform(net.input_size, "pad", "mean_std", mean, std)
+    train_loader = classic_loader(PilImages(raw.train_images, raw.train_labels, transform), 32, shuffle=False)
+    test_loader = classic_loader(PilImages(raw.test_images, raw.test_labels, transform), 32, shuffle=False)
+    reference_net = copy.deepcopy(net)
+    reference = train_classic(reference_net, train_loader, test_loader, 3,
+                              torch.optim.Adam(reference_net.parameters(), lr=1e-3), "cpu")
+
+    data = prepare("mnist", net.input_size, idx_root, download=False, normalize="mean_std", mean=mean, std=std)
+    data = Data(data.train, data.test, data.test, data.classes)
+    ours = fit(net, torch.optim.Adam(net.parameters(), lr=1e-3), data, 3, 32, shuffle=False, compile="off").history
+
+    for theirs, mine in zip(reference, ours):
+        assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
+        assert mine["train_acc"] == pytest.approx(theirs["train_acc"])
+        assert mine["val_loss"] == pytest.approx(theirs["test_loss"], rel=1e-5)
+        assert mine["val_acc"] == pytest.approx(theirs["test_acc"])
+    assert ours[-1]["train_loss"] < ours[0]["train_loss"]  # it learned: the comparison is not vacuous
