@@ -29,7 +29,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from lenet.data import TORCHVISION_DATASETS, Data, dataset_class, load_raw, prepare
-from lenet.engine import fit, resolve_device
+from lenet.engine import fit, make_optimizer, resolve_device
 from lenet.reference import PilImages, classic_loader, loader, per_sample_transform, train_ch6, train_classic
 
 from .config import compose
@@ -83,7 +83,7 @@ def run_engine(cfg, net, device, compile: str) -> dict:
     data = prepare(**data_kwargs(cfg, net.input_size))
     data = Data(data.train, data.test, data.test, data.classes).to(device)  # test each epoch, as train_ch6
     net.to(device)
-    optimizer = instantiate(cfg.optim, _convert_="all")(net.parameters())
+    optimizer = make_optimizer(instantiate(cfg.optim, _convert_="all"), net.parameters(), device)
     result = fit(net, optimizer, data, cfg.trainer.epochs, cfg.trainer.batch_size, seed=cfg.seed, compile=compile)
     wall = time.perf_counter() - start
     later = [row["samples_per_second"] for row in result.history[1:]] or [result.history[0]["samples_per_second"]]

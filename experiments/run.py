@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from lenet.data import Data, prepare
-from lenet.engine import EPOCH_METRICS, check_trainer, evaluate, fit, predict, resolve_device
+from lenet.engine import EPOCH_METRICS, check_trainer, evaluate, fit, make_optimizer, predict, resolve_device
 from lenet.model import LeNet, layer_table, parameter_count
 
 from . import plots
@@ -68,7 +68,7 @@ def setup(cfg: DictConfig) -> Job:
     if device.type == "cpu":
         share_cores()
     model = instantiate(cfg.model).to(device)
-    optimizer = instantiate(cfg.optim, _convert_="all")(model.parameters())
+    optimizer = make_optimizer(instantiate(cfg.optim, _convert_="all"), model.parameters(), device)
     data = prepare(input_size=model.input_size, seed=cfg.seed, **cfg.data).to(device)
     return Job(model, optimizer, data, device)
 

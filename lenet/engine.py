@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import ctypes
 import functools
+import inspect
 import logging
 import math
 import sys
@@ -56,6 +57,27 @@ def keep_freed_memory() -> bool:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
+
+
+def make_optimizer(make: Callable[..., torch.optim.Optimizer], params, device: torch.device) -> torch.optim.Optimizer:
+    """make(params), with torch's fused CPU kernel when the optimizer has one and make chose no implementation.
+
+    On a CPU torch's default is a Python loop over the parameter tensors: Adam's step over
+    LeNet's 10 tensors took 204 us there, 64 us fused (2% of a classic step at batch 128).
+    On CUDA torch's default (foreach) stays, as the CUDA graph step was measured with it.
+    """
+    chosen = getattr(make, "keywords", {}) or {}
+    target = getattr(make, "func", make)
+    if device.type == "cpu" and not {"fused", "foreach"} & chosen.keys() and accepts(target, "fused"):
+        return make(params, fused=True)  # all of torch's that take fused= have a CPU kernel: Adam(W), SGD, Adagrad
+    return make(params)
+
+
+def accepts(fn: Callable, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
 
 
 def resolve_device(device: str = "auto") -> torch.device:

@@ -1,8 +1,10 @@
+import functools
+
 import pytest
 import torch
 
 from lenet.data import prepare
-from lenet.engine import evaluate, fit
+from lenet.engine import evaluate, fit, make_optimizer
 from lenet.model import lenet_classic
 
 
@@ -48,3 +50,17 @@ def test_bad_schedule_is_refused(digits, epochs, batch, message):
     net = lenet_classic()
     with pytest.raises(ValueError, match=message):
         fit(net, torch.optim.SGD(net.parameters(), lr=0.1), digits, epochs, batch)
+
+
+@pytest.mark.parametrize("make, fused", [
+    (functools.partial(torch.optim.Adam, lr=1e-3), True),  # the recipes' optimizers get torch's fused CPU kernel
+    (functools.partial(torch.optim.SGD, lr=0.9), True),
+    (functools.partial(torch.optim.Adam, lr=1e-3, foreach=True), None),  # an implementation the config chose stays
+    (functools.partial(torch.optim.Adam, lr=1e-3, fused=False), False),
+    (functools.partial(torch.optim.RMSprop, lr=1e-3), None),  # no fused kernel: torch's default
+])
+def test_cpu_optimizers_run_fused_unless_the_config_chose(make, fused):
+    optimizer = make_optimizer(make, lenet_classic().parameters(), torch.device("cpu"))
+    assert type(optimizer) is make.func
+    assert optimizer.defaults.get("fused") == fused
+    assert optimizer.defaults["lr"] == make.keywords["lr"]
