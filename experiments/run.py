@@ -173,7 +173,9 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path) -> dict:
     history = pd.DataFrame(result.history)
     history.to_csv(out / "history.csv", index=False)
     plots.learning_curves(history, out / "learning_curves.png", title=name)
+    train_seconds = float(history["epoch_seconds"].sum())
     if result.diverged_epoch is not None:  # no test metrics: a diverged model's accuracy means nothing
+        run.metrics({"train_seconds": train_seconds}, step=len(history))  # the time it did spend training
         run.artifacts(out)
         return {"diverged_epoch": result.diverged_epoch, "train_loss": history["train_loss"].iloc[-1]}
 
@@ -182,7 +184,6 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path) -> dict:
     save_atomic(result.best_state, out / "model_best.pt")
     test_loss, test_acc = report_test_set(job, out, name)
 
-    train_seconds = float(history["epoch_seconds"].sum())
     final = {
         "test_loss": test_loss, "test_acc": test_acc, "last_test_loss": last_loss, "last_test_acc": last_acc,
         "best_val_acc": float(history["val_acc"].max()) if job.data.val else float("nan"),

@@ -44,6 +44,7 @@ def test_divergence_stops_the_run_marks_it_and_the_sweep_goes_on(tmp_path):
     assert "nan at epoch 2" in gelu.data.tags["error.message"]
     assert [m.step for m in client.get_metric_history(gelu.info.run_id, "train_loss")] == [1, 2]  # kept
     assert "test_acc" not in gelu.data.metrics
+    assert gelu.data.metrics["train_seconds"] > 0  # the time it trained still counts (bench --sweep reads it)
     assert sigmoid.info.status == "FINISHED"
     assert runs(tmp_path, "sweep")[1][0].info.status == "FINISHED"
     run("experiments.export", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--out", str(tmp_path / "x"))
