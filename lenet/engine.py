@@ -67,17 +67,10 @@ def make_optimizer(make: Callable[..., torch.optim.Optimizer], params, device: t
     On CUDA torch's default (foreach) stays, as the CUDA graph step was measured with it.
     """
     chosen = getattr(make, "keywords", {}) or {}
-    target = getattr(make, "func", make)
-    if device.type == "cpu" and not {"fused", "foreach"} & chosen.keys() and accepts(target, "fused"):
+    takes_fused = "fused" in inspect.signature(getattr(make, "func", make)).parameters
+    if device.type == "cpu" and takes_fused and not {"fused", "foreach"} & chosen.keys():
         return make(params, fused=True)  # all of torch's that take fused= have a CPU kernel: Adam(W), SGD, Adagrad
     return make(params)
-
-
-def accepts(fn: Callable, name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # builtins without a signature
-        return False
 
 
 def resolve_device(device: str = "auto") -> torch.device:
