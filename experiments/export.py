@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from . import compare, plots
 from .config import compose, fast_exit
-from .tracking import CONFIG_HASH, DIVERGED, REUSED, ROLE, SWEEP_ID, SWEPT, connect
+from .tracking import CONFIG_HASH, DIVERGED, REUSED, ROLE, SWEEP_ID, SWEPT, open_experiment
 
 # column -> where it lives on the run ("params.*", "metrics.*", "info.*")
 COLUMNS = {
@@ -214,7 +214,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def export(args: argparse.Namespace) -> list[Path]:
-    client, experiment_id = connect(args.tracking_uri, args.experiment)
+    client, experiment_id = open_experiment(args.tracking_uri, args.experiment)
     if args.filter:
         runs = filtered_runs(client, experiment_id, args.filter)
         if not runs:

@@ -52,6 +52,36 @@ def connect(tracking_uri: str, experiment: str) -> tuple[MlflowClient, str]:
     return found
 
 
+def open_experiment(tracking_uri: str, experiment: str, option: str = "--tracking-uri") -> tuple[MlflowClient, str]:
+    """A client and the id of an existing experiment, for commands that read runs: unlike connect,
+    it never creates a store or an experiment, so a typo leaves nothing behind; LookupError otherwise."""
+    check_reachable(tracking_uri, option)
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).exists():
+        raise LookupError(f"no MLflow store at {tracking_uri}; run a sweep first, or set {option}")
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        names = ", ".join(sorted(e.name for e in client.search_experiments())) or "none yet"
+        raise LookupError(f"no experiment {experiment!r} at {tracking_uri}; experiments there: {names}")
+    return client, found.experiment_id
+
+
+def check_reachable(uri: str, option: str = "mlflow.tracking_uri") -> None:
+    """LookupError in one line if uri is a tracking server that does not answer now.
+
+    Asked once with a short timeout, since MLflow's client retries a dead server for minutes.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
+    except requests.RequestException as err:
+        raise LookupError(f"cannot reach the MLflow tracking server at {uri} ({type(err).__name__}); start it, "
+                          f"or set {option}") from None
+
+
 def get_or_create(client: MlflowClient, experiment: str, artifact_location: str | None):
     found = client.get_experiment_by_name(experiment)
     if found is not None:

@@ -19,6 +19,7 @@ from lenet.data import check_data, ensure_available
 from lenet.engine import check_trainer, resolve_device
 
 from .config import compose
+from .tracking import check_reachable
 
 PROGRESS = ("auto", "bar", "lines")
 EXTRAS = {"joblib": "parallel", "submitit_local": "slurm", "submitit_slurm": "slurm", "optuna": "hpo"}
@@ -91,20 +92,6 @@ def check_values(cfg: DictConfig) -> None:
         raise BadInput(" ".join(str(cause).split()) or type(cause).__name__) from None
 
 
-def check_tracking(uri: str) -> None:
-    """A tracking server must answer before any run is logged to it."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    import requests
-
-    try:
-        requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
-    except requests.RequestException as err:
-        reason = type(err).__name__
-        raise BadInput(f"cannot reach the MLflow tracking server at {uri} ({reason}); start it, "
-                       f"or set mlflow.tracking_uri") from None
-
-
 def check_command(argv: list[str]) -> int:
     """Raise BadInput for the first problem in the command; return the number of jobs it would run."""
     jobs = job_overrides(argv)
@@ -123,5 +110,8 @@ def check_command(argv: list[str]) -> int:
                 raise BadInput(str(err)) from None
         if cfg.mlflow.tracking_uri not in seen_uris:
             seen_uris.add(cfg.mlflow.tracking_uri)
-            check_tracking(cfg.mlflow.tracking_uri)
+            try:
+                check_reachable(cfg.mlflow.tracking_uri)
+            except LookupError as err:
+                raise BadInput(str(err)) from None
     return len(jobs)

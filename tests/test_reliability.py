@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from experiments import export
 from experiments.config import PROJECT_ROOT
 from experiments.validate import BadInput, check_command
 
@@ -138,6 +139,23 @@ def test_bad_input_exits_non_zero_and_leaves_the_store_untouched(tmp_path):
     assert proc.stderr.strip() == "error: optim.lr -1 must be a number > 0"
     assert hashlib.sha256(store.read_bytes()).hexdigest() == before
     assert len(runs(tmp_path)[1]) == 1 and not runs(tmp_path, "sweep")[1]
+    proc = run("experiments.export", "--tracking-uri", f"sqlite:///{store}", "--experiment", "lenet-sweep", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"error: no experiment 'lenet-sweep' at sqlite:///{store}; experiments there: " \
+                                  "Default, lenet-sweeps"
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == before  # the typo made no experiment
+
+
+@pytest.mark.parametrize("uri, message", [
+    ("sqlite:///{tmp}/mlflow.db", "no MLflow store at sqlite:///{tmp}/mlflow.db; run a sweep first, or set --tracking-uri"),
+    ("http://127.0.0.1:9", "cannot reach the MLflow tracking server at http://127.0.0.1:9 (ConnectionError); start "
+                           "it, or set --tracking-uri"),
+])
+def test_export_from_a_missing_store_or_server_is_one_line_and_creates_nothing(tmp_path, capsys, uri, message):
+    # MLflow's own client would create an empty store here, or retry the dead server for minutes.
+    assert export.main(["--tracking-uri", uri.format(tmp=tmp_path), "--out", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err == f"error: {message.format(tmp=tmp_path)}\n"
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.slow
