@@ -29,12 +29,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from lenet.data import TORCHVISION_DATASETS, Data, dataset_class, load_raw, prepare
-from lenet.engine import fit, make_optimizer, resolve_device
+from lenet.engine import COMPILE, fit, make_optimizer, resolve_device
 from lenet.reference import PilImages, classic_loader, loader, per_sample_transform, train_ch6, train_classic
 
 from .config import compose
 from .tracking import ROLE, connect
-from .validate import job_overrides
+from .validate import BadInput, check_command, job_overrides
 
 # Each replicated loop with the recipe it comes with; the user's overrides go after these.
 RECIPES = {
@@ -157,20 +157,34 @@ def fmt_table(headers: list[str], rows: list[list]) -> str:
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
+def positive(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__.split("\n\n")[1])
     parser.add_argument("--baseline", default="d2l", choices=sorted(RECIPES),
                         help="the loop to replicate, with its recipe: d2l (train_ch6) or classic")
-    parser.add_argument("--seeds", type=int, default=1, help="repeat each variant with seeds 0..N-1")
+    parser.add_argument("--seeds", type=positive, default=1, help="repeat each variant with seeds 0..N-1")
     parser.add_argument("--no-baseline", action="store_true", help="time the engine only")
-    parser.add_argument("--compile", default="auto", help="engine step: auto, cuda_graph, torch_compile, off")
-    parser.add_argument("--concurrent", default="", help="e.g. 1,2,4: also run that many engine jobs at once")
+    parser.add_argument("--compile", default="auto", choices=COMPILE, help="the engine's step")
+    parser.add_argument("--concurrent", type=lambda text: [positive(k) for k in text.split(",")], default=[],
+                        help="e.g. 1,2,4: also run that many engine jobs at once")
     parser.add_argument("--sweep", action="store_true",
                         help="time the run command's sweep (default model=classic,d2l optim=sgd,adam) by phase")
     args, overrides = parser.parse_known_args(argv)
-    if args.sweep:
-        return time_sweep(overrides)
-    overrides = RECIPES[args.baseline] + overrides
+    try:  # the run command's checks, before anything is timed
+        return time_sweep(overrides) if args.sweep else bench(args, RECIPES[args.baseline] + overrides)
+    except BadInput as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def bench(args: argparse.Namespace, overrides: list[str]) -> int:
+    """The replica and the engine, seed by seed, then concurrent engine jobs if asked."""
+    check_command(overrides)
     cfg = compose(overrides)
     device = resolve_device(cfg.device)
     prepare(**data_kwargs(cfg, instantiate(cfg.model).input_size))  # fills the cache outside the timings
@@ -191,8 +205,7 @@ def main(argv: list[str]) -> int:
         print(f"  seed {seed} engine: {rows[-1]['wall']:.1f} s, test_acc {rows[-1]['test_acc']:.4f}", flush=True)
     print(report(rows, device, cfg.trainer.epochs))
     if args.concurrent:
-        counts = [int(k) for k in args.concurrent.split(",")]
-        conc = measure_concurrency(overrides, counts, args.compile)
+        conc = measure_concurrency(overrides, args.concurrent, args.compile)
         base = conc[0]["aggregate"] / conc[0]["jobs"]
         print("\nconcurrent engine jobs on one device (wall from a common start to the last job's end):")
         print(fmt_table(["jobs", "wall s", "aggregate samples/s", "x one job", "sum of steady samples/s"],
@@ -205,6 +218,7 @@ def time_sweep(overrides: list[str]) -> int:
     """Run the sweep command on a fresh store and print where its wall time went."""
     given = {o.split("=", 1)[0] for o in overrides}
     overrides = [o for o in MAIN_SWEEP if o.split("=", 1)[0] not in given] + overrides
+    check_command(["-m", *overrides])
     cfg = compose([o.split(",", 1)[0] for o in overrides])  # the first job: where data and cache live
     shared = [f"data.{k}={cfg.data[k]}" for k in ("root", "cache_dir") if f"data.{k}" not in given]
     for job in job_overrides(["-m", *overrides, *shared]):  # fill the dataset cache outside the timing

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from . import compare, plots
@@ -72,7 +73,11 @@ def latest_per_config(runs: list) -> list:
 def filtered_runs(client: MlflowClient, experiment_id: str, where: str) -> list:
     """Job runs of the experiment matching an MLflow filter, e.g. "params.model = 'classic'"."""
     flt = f"tags.`{ROLE}` = 'job' and {where}"  # MLflow filters take no parentheses
-    return latest_per_config(client.search_runs([experiment_id], filter_string=flt, max_results=10000))
+    try:
+        found = client.search_runs([experiment_id], filter_string=flt, max_results=10000)
+    except MlflowException as err:
+        raise LookupError(f"bad --filter {where!r}: {' '.join(err.message.split())}") from None
+    return latest_per_config(found)
 
 
 def runs_table(runs: list, factor_keys=compare.FACTOR_KEYS) -> pd.DataFrame:

@@ -11,11 +11,15 @@ from hydra.utils import instantiate
 
 from lenet.model import layer_table
 
-from .config import compose
+from .validate import BadInput, checked_config
 
 
 def main(argv: list[str]) -> int:
-    cfg = compose(argv)
+    try:
+        cfg = checked_config(argv)
+    except BadInput as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     net = instantiate(cfg.model)
     print(f"{cfg.model._target_}  input 1x{net.input_size}x{net.input_size}")
     print(layer_table(net))

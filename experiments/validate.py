@@ -60,6 +60,13 @@ def compose_job(overrides: list[str]) -> DictConfig:
         raise BadInput(first) from None
 
 
+def checked_config(overrides: list[str]) -> DictConfig:
+    """The composed config of one job, or BadInput for its first bad key or value."""
+    cfg = compose_job(overrides)
+    check_values(cfg)
+    return cfg
+
+
 def unknown_key_message(key: str) -> str:
     parent, _, _ = key.rpartition(".")
     node = compose([])
@@ -99,8 +106,7 @@ def check_command(argv: list[str]) -> int:
         return 0
     seen_data, seen_uris = set(), set()
     for overrides in jobs:
-        cfg = compose_job(overrides)
-        check_values(cfg)
+        cfg = checked_config(overrides)
         data = (cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.get("mirror"), cfg.data.get("cache_dir"))
         if data not in seen_data:  # missing files, failed download, corrupt IDX: found once, up front
             seen_data.add(data)

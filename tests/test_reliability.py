@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from experiments import export
+from experiments import bench, export, inspect
 from experiments.config import PROJECT_ROOT
 from experiments.validate import BadInput, check_command
 
@@ -114,6 +114,18 @@ def test_bad_input_is_one_line_naming_the_value(argv, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("command, argv, message", [
+    (inspect, ["model=lenet7"], "unknown model 'lenet7'; choose one of: classic, d2l"),
+    (inspect, ["model=d2l", "model.activation=swish"], "unknown activation 'swish'; choose one of: sigmoid, tanh"),
+    (bench, ["model.pool=min"], "unknown pool 'min'; choose one of: avg, max"),
+    (bench, ["--sweep", "optim=sgd,rmsprop"], "unknown optim 'rmsprop'; choose one of: adam, sgd"),
+])
+def test_inspect_and_bench_check_their_overrides_as_the_run_command_does(capsys, command, argv, message):
+    assert command.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
+
+
 def test_missing_dataset_offline_is_named_before_anything_runs(tmp_path):
     with pytest.raises(BadInput, match=f"mnist not found in {tmp_path}/MNIST/raw and data.download=false"):
         check_command(["data=mnist", f"data.root={tmp_path}", "data.download=false"])
@@ -144,6 +156,10 @@ def test_bad_input_exits_non_zero_and_leaves_the_store_untouched(tmp_path):
     assert proc.stderr.strip() == f"error: no experiment 'lenet-sweep' at sqlite:///{store}; experiments there: " \
                                   "Default, lenet-sweeps"
     assert hashlib.sha256(store.read_bytes()).hexdigest() == before  # the typo made no experiment
+    proc = run("experiments.export", "--tracking-uri", f"sqlite:///{store}", "--filter", "params.model == classic",
+               check=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("error: bad --filter 'params.model == classic': Parameter value is either not quoted")
 
 
 @pytest.mark.parametrize("uri, message", [
