@@ -34,7 +34,7 @@ from lenet.reference import PilImages, classic_loader, loader, per_sample_transf
 
 from .config import compose
 from .tracking import ROLE, connect
-from .validate import BadInput, check_command, job_overrides
+from .validate import BadInput, check_command
 
 # Each replicated loop with the recipe it comes with; the user's overrides go after these.
 RECIPES = {
@@ -184,8 +184,7 @@ def main(argv: list[str]) -> int:
 
 def bench(args: argparse.Namespace, overrides: list[str]) -> int:
     """The replica and the engine, seed by seed, then concurrent engine jobs if asked."""
-    check_command(overrides)
-    cfg = compose(overrides)
+    (cfg,) = check_command(overrides)
     device = resolve_device(cfg.device)
     prepare(**data_kwargs(cfg, instantiate(cfg.model).input_size))  # fills the cache outside the timings
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
@@ -218,11 +217,10 @@ def time_sweep(overrides: list[str]) -> int:
     """Run the sweep command on a fresh store and print where its wall time went."""
     given = {o.split("=", 1)[0] for o in overrides}
     overrides = [o for o in MAIN_SWEEP if o.split("=", 1)[0] not in given] + overrides
-    check_command(["-m", *overrides])
-    cfg = compose([o.split(",", 1)[0] for o in overrides])  # the first job: where data and cache live
+    configs = check_command(["-m", *overrides])
+    cfg = configs[0]  # the first job: where data and cache live
     shared = [f"data.{k}={cfg.data[k]}" for k in ("root", "cache_dir") if f"data.{k}" not in given]
-    for job in job_overrides(["-m", *overrides, *shared]):  # fill the dataset cache outside the timing
-        job_cfg = compose(job)
+    for job_cfg in configs:  # fill the dataset cache outside the timing
         prepare(input_size=instantiate(job_cfg.model).input_size, seed=job_cfg.seed, **job_cfg.data)
     with tempfile.TemporaryDirectory(prefix="lenet-bench-") as tmp:
         command = [sys.executable, "-m", "experiments.run", "-m", *overrides, *shared, f"runs_dir={tmp}"]

@@ -99,14 +99,15 @@ def check_values(cfg: DictConfig) -> None:
         raise BadInput(" ".join(str(cause).split()) or type(cause).__name__) from None
 
 
-def check_command(argv: list[str]) -> int:
-    """Raise BadInput for the first problem in the command; return the number of jobs it would run."""
+def check_command(argv: list[str]) -> list[DictConfig]:
+    """Raise BadInput for the first problem in the command; return the config of each job it would run."""
     jobs = job_overrides(argv)
     if jobs is None:
-        return 0
-    seen_data, seen_uris = set(), set()
+        return []
+    seen_data, seen_uris, configs = set(), set(), []
     for overrides in jobs:
         cfg = checked_config(overrides)
+        configs.append(cfg)
         data = (cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.get("mirror"), cfg.data.get("cache_dir"))
         if data not in seen_data:  # missing files, failed download, corrupt IDX: found once, up front
             seen_data.add(data)
@@ -120,4 +121,4 @@ def check_command(argv: list[str]) -> int:
                 check_reachable(cfg.mlflow.tracking_uri)
             except LookupError as err:
                 raise BadInput(str(err)) from None
-    return len(jobs)
+    return configs
