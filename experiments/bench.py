@@ -15,24 +15,23 @@ wall time into start-up, training, per-job overhead and the summary.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from lenet.data import TORCHVISION_DATASETS, Data, dataset_class, load_raw, prepare
+from lenet.data import Data, prepare
 from lenet.engine import COMPILE, fit, make_optimizer, resolve_device
-from lenet.reference import PilImages, classic_loader, loader, per_sample_transform, train_ch6, train_classic
 
+from . import process
 from .config import compose
+from .replica import BASELINE_NAMES, run_baseline_apart
 from .tracking import ROLE, connect
 from .validate import BadInput, check_command
 
@@ -42,40 +41,11 @@ RECIPES = {
     "classic": ["model=classic", "optim=adam", "data.fit_to_input=resize", "data.normalize=mean_std",
                 "trainer.batch_size=128"],
 }
-BASELINE_NAMES = {"d2l": "d2l train_ch6 replica", "classic": "classic loop replica"}
 MAIN_SWEEP = ["model=classic,d2l", "optim=sgd,adam"]
 
 
 def data_kwargs(cfg: DictConfig, input_size: int) -> dict:
     return dict(cfg.data) | dict(input_size=input_size, val_fraction=0.0)
-
-
-def baseline_datasets(cfg: DictConfig, input_size: int):
-    """Per-sample datasets as d2l builds them: torchvision's own classes where the data has one."""
-    d = cfg.data
-    transform = per_sample_transform(input_size, d.fit_to_input, d.normalize, d.mean, d.std)
-    if d.name in TORCHVISION_DATASETS:
-        cls = dataset_class(d.name)
-        return [cls(root=d.root, train=train, transform=transform, download=d.download) for train in (True, False)]
-    raw = load_raw(d.name, d.root, d.download)
-    return [PilImages(raw.train_images, raw.train_labels, transform),
-            PilImages(raw.test_images, raw.test_labels, transform)]
-
-
-def run_baseline(cfg, net, device, loop: str) -> dict:
-    train_set, test_set = baseline_datasets(cfg, net.input_size)
-    batch, epochs = cfg.trainer.batch_size, cfg.trainer.epochs
-    start = time.perf_counter()
-    optimizer = instantiate(cfg.optim, _convert_="all")(net.parameters())
-    if loop == "d2l":
-        train_iter, test_iter = loader(train_set, batch), loader(test_set, batch, shuffle=False)
-        history = train_ch6(net, train_iter, test_iter, epochs, optimizer, device, init_weights=False)
-    else:
-        train_iter, test_iter = classic_loader(train_set, batch), classic_loader(test_set, batch, shuffle=False)
-        history = train_classic(net, train_iter, test_iter, epochs, optimizer, device)
-    wall = time.perf_counter() - start
-    return dict(variant=BASELINE_NAMES[loop], wall=wall, samples=len(train_set) * epochs,
-                test_acc=history[-1]["test_acc"], steady=None)
 
 
 def run_engine(cfg, net, device, compile: str) -> dict:
@@ -89,36 +59,6 @@ def run_engine(cfg, net, device, compile: str) -> dict:
     later = [row["samples_per_second"] for row in result.history[1:]] or [result.history[0]["samples_per_second"]]
     return dict(variant=f"engine ({result.step_kind})", wall=wall, samples=len(data.train) * cfg.trainer.epochs,
                 test_acc=result.history[-1]["val_acc"], steady=statistics.median(later))
-
-
-def baseline_worker(overrides: list[str], loop: str, reply) -> None:
-    """The replica in a fresh process, as d2l's readers run it: no state left by the engine."""
-    warnings.filterwarnings("ignore", message="This DataLoader will create")  # 4 workers > 2 cores, as d2l has it
-    # A spawned process inherits "spawn" as its start method; d2l's DataLoader workers get the
-    # platform's default (fork on Linux), as in a reader's own process.
-    multiprocessing.set_start_method(None, force=True)
-    cfg = compose(overrides)
-    torch.manual_seed(cfg.seed)  # the engine's net for this seed starts from these weights too
-    net = instantiate(cfg.model)
-    device = resolve_device(cfg.device)
-    torch.zeros(1, device=device)  # CUDA initialised before the clock starts, as in the engine's process
-    reply.send(run_baseline(cfg, net, device, loop))
-
-
-def run_baseline_apart(overrides: list[str], loop: str) -> dict:
-    ctx = torch.multiprocessing.get_context("spawn")
-    receive, reply = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=baseline_worker, args=(overrides, loop, reply))
-    proc.start()
-    reply.close()  # the child holds the sending end now, so its exit ends the pipe
-    try:
-        result = receive.recv()
-    except EOFError:  # it died before replying
-        result = None
-    proc.join()
-    if proc.exitcode != 0 or result is None:
-        raise RuntimeError(f"the replica's process exited with {proc.exitcode}")
-    return result
 
 
 def concurrent_worker(rank, overrides, compile, barrier, results):
@@ -164,6 +104,7 @@ def positive(text: str) -> int:
 
 
 def main(argv: list[str]) -> int:
+    process.tune()  # the engine's runs here get the run command's process settings; the replica's process does not
     parser = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__.split("\n\n")[1])
     parser.add_argument("--baseline", default="d2l", choices=sorted(RECIPES),
                         help="the loop to replicate, with its recipe: d2l (train_ch6) or classic")
@@ -190,8 +131,8 @@ def bench(args: argparse.Namespace, overrides: list[str]) -> int:
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; data {cfg.data.name}, "
           f"{' '.join(overrides)}, epochs {cfg.trainer.epochs}, batch {cfg.trainer.batch_size}", flush=True)
-    # Each seed: the replica in a process of its own (the engine tunes this process's allocator for
-    # good, engine.keep_freed_memory), then the engine here, from the same initial weights.
+    # Each seed: the replica in a process of its own (process.tune set this process's allocator for
+    # good), then the engine here, from the same initial weights.
     rows = []
     for seed in range(args.seeds):
         seeded = overrides + [f"seed={seed}"]

@@ -1,24 +1,28 @@
-"""Where the configs live, the resolvers they use, and how the commands end."""
+"""Where the configs live, the resolvers they use, and a job's identity."""
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
-import os
-import sys
-import threading
 from pathlib import Path
-from typing import NoReturn
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = PROJECT_ROOT / "conf"
 
 
 def register_resolvers() -> None:
+    """What every command does before Hydra reads conf/: check it is there, and let configs name the project root."""
+    require_conf()
     # runs/ sits at the project root whatever directory Hydra runs a job in.
     OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
+
+
+def require_conf() -> None:
+    """One line, not Hydra's traceback, when conf/ is not beside the code (pip install . leaves it out)."""
+    if not (CONF_DIR / "config.yaml").is_file():
+        raise SystemExit(f"error: no configs at {CONF_DIR}: lenet-sweeps runs from its checkout, where conf/ and "
+                         f"runs/ live; clone it and install with: pip install -e .")
 
 
 def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, object]:
@@ -34,38 +38,37 @@ def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-# Keys that change how a run is shown or where it is logged, not what it computes.
-NOT_IDENTITY = ("trainer.progress", "mlflow.", "resume")
+# Keys that say where files live or how a run is shown or logged, not what it computes: two
+# people sharing a tracking server, or one who moved the project, count each other's runs.
+NOT_IDENTITY = ("runs_dir", "data.root", "data.download", "data.mirror", "data.cache_dir", "trainer.progress",
+                "mlflow.", "resume")
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """Identity of a job's resolved config: equal hashes train the same thing."""
+    """Identity of a job: equal hashes train the same thing (model, optim, data and its transforms,
+    trainer, seed, device), wherever the files are."""
     flat = {k: v for k, v in flatten(cfg).items() if not k.startswith(NOT_IDENTITY)}
     return hashlib.sha1(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def compose(overrides: list[str] = ()) -> DictConfig:
     """The config a run would get for these overrides, without running anything (no Hydra dirs)."""
+    return compose_with_choices(overrides)[0]
+
+
+def compose_with_choices(overrides: list[str] = ()) -> tuple[DictConfig, dict[str, str]]:
+    """compose, and the option chosen in each config group ({"model": "classic", ...})."""
     from hydra import compose as hydra_compose, initialize_config_dir
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides))
+        cfg = hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    choices = group_choices(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, choices
 
 
-def fast_exit(code: int = 0) -> NoReturn:
-    """End a command whose work is saved without tearing the interpreter down.
-
-    Freeing torch's, MLflow's and pandas' modules object by object took 1-2 s at the end of every
-    command (2.1 s after a sweep's summary). What Python's own exit does first still happens, in
-    its order: threads are joined with their exit hooks (joblib's worker pool shuts down there),
-    then the atexit handlers run (the sweep's close, logging's flush, MLflow's own). Under a
-    profiler or tracer it exits normally, so that `python -m cProfile` can write its results.
-    """
-    if sys.getprofile() is not None or sys.gettrace() is not None:
-        sys.exit(code)
-    threading._shutdown()
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+def group_choices(choices) -> dict[str, str]:
+    """Hydra's runtime choices without its own groups (hydra/launcher, ...): {"model": "classic", ...}."""
+    return {group: option for group, option in choices.items() if not group.startswith("hydra")}

@@ -17,8 +17,8 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from . import compare, plots
-from .config import compose, fast_exit
+from . import compare, plots, process
+from .config import compose
 from .tracking import CONFIG_HASH, DIVERGED, REUSED, ROLE, SWEEP_ID, SWEPT, open_experiment
 
 # column -> where it lives on the run ("params.*", "metrics.*", "info.*")
@@ -248,4 +248,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    fast_exit(main())
+    process.fast_exit(main())

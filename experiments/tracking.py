@@ -7,8 +7,11 @@ import logging
 import sqlite3
 import subprocess
 import time
+import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 try:
     import fcntl
@@ -26,13 +29,21 @@ ROLE = "lenet.role"  # "sweep" on a sweep's parent run, "job" on each job's run
 SWEEP_ID = "lenet.sweep_id"
 DIVERGED = "lenet.diverged"  # on a run whose training loss became nan or inf: the epoch it stopped at
 SWEPT = "lenet.swept"  # on a sweep's parent: JSON list of the keys it sweeps (its factors, and seed)
+GIT_DIRTY = "lenet.git_dirty"  # "true" when the checkout had uncommitted changes to tracked files
 CONFIG_HASH = "lenet.config_hash"  # identity of the job's resolved config (experiments.config.config_hash)
 REUSED = "lenet.reused."  # + run id, on a resumed sweep's parent: a FINISHED run of another sweep it counts
 SWEEP_FILE = "mlflow_sweep.json"  # in Hydra's sweep dir: how the jobs find their parent run
 MAX_BATCH = 100  # MLflow's limit on params (and tags) per log_batch call
 
 
-def connect(tracking_uri: str, experiment: str) -> tuple[MlflowClient, str]:
+class Tracking(NamedTuple):
+    """Where runs go: a client and the id of the experiment they belong to."""
+
+    client: MlflowClient
+    experiment_id: str
+
+
+def connect(tracking_uri: str, experiment: str) -> Tracking:
     """A client for tracking_uri and the id of experiment, created if missing.
 
     A new experiment on a local store keeps its artifacts beside the store (under runs/), not in
@@ -52,7 +63,7 @@ def connect(tracking_uri: str, experiment: str) -> tuple[MlflowClient, str]:
     return found
 
 
-def open_experiment(tracking_uri: str, experiment: str, option: str = "--tracking-uri") -> tuple[MlflowClient, str]:
+def open_experiment(tracking_uri: str, experiment: str, option: str = "--tracking-uri") -> Tracking:
     """A client and the id of an existing experiment, for commands that read runs: unlike connect,
     it never creates a store or an experiment, so a typo leaves nothing behind; LookupError otherwise."""
     check_reachable(tracking_uri, option)
@@ -63,7 +74,7 @@ def open_experiment(tracking_uri: str, experiment: str, option: str = "--trackin
     if found is None:
         names = ", ".join(sorted(e.name for e in client.search_experiments())) or "none yet"
         raise LookupError(f"no experiment {experiment!r} at {tracking_uri}; experiments there: {names}")
-    return client, found.experiment_id
+    return Tracking(client, found.experiment_id)
 
 
 def check_reachable(uri: str, option: str = "mlflow.tracking_uri") -> None:
@@ -82,11 +93,11 @@ def check_reachable(uri: str, option: str = "mlflow.tracking_uri") -> None:
                           f"or set {option}") from None
 
 
-def get_or_create(client: MlflowClient, experiment: str, artifact_location: str | None):
+def get_or_create(client: MlflowClient, experiment: str, artifact_location: str | None) -> Tracking:
     found = client.get_experiment_by_name(experiment)
     if found is not None:
-        return client, found.experiment_id
-    return client, client.create_experiment(experiment, artifact_location=artifact_location)
+        return Tracking(client, found.experiment_id)
+    return Tracking(client, client.create_experiment(experiment, artifact_location=artifact_location))
 
 
 @contextmanager
@@ -103,27 +114,36 @@ def exclusive(lock_path: Path):
 
 
 @functools.cache  # one lookup per process, not one per run
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
+def git_state() -> dict[str, str]:
+    """The commit the code came from and whether the checkout has uncommitted changes, as run tags."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:  # not a git checkout (an sdist, a copied tree): nothing to record
+        return {}
+    changes = git("status", "--porcelain", "--untracked-files=no")  # edits to tracked files only
+    return {"mlflow.source.git.commit": commit, GIT_DIRTY: "unknown" if changes is None else str(bool(changes)).lower()}
 
 
 class RunLog:
-    """One MLflow run, logged through the client (no global 'active run' state)."""
+    """One MLflow run, logged through the client (no global 'active run' state).
+
+    outcome is the status the run ends with when its body completes (tracked_run): FINISHED
+    unless the body says otherwise (a diverged run ends FAILED).
+    """
 
     def __init__(self, client: MlflowClient, run_id: str):
         self.client, self.run_id = client, run_id
+        self.outcome = "FINISHED"
 
     @classmethod
     def create(cls, client: MlflowClient, experiment_id: str, name: str, tags: dict) -> "RunLog":
-        commit = git_commit()
-        if commit:
-            tags = {**tags, "mlflow.source.git.commit": commit}
+        tags = {**git_state(), **tags}
         run = client.create_run(experiment_id, run_name=name, tags={k: str(v) for k, v in tags.items()})
         return cls(client, run.info.run_id)
 
@@ -151,9 +171,43 @@ def read_sweep(sweep_dir: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def finished_run(client: MlflowClient, experiment_id: str, config_hash: str):
+def finished_run(tracking: Tracking, config_hash: str):
     """The latest FINISHED run of this config in the experiment, if any."""
     flt = f"tags.`{CONFIG_HASH}` = '{config_hash}' and attributes.status = 'FINISHED'"
-    found = client.search_runs([experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"],
-                               max_results=1)
+    found = tracking.client.search_runs([tracking.experiment_id], filter_string=flt,
+                                        order_by=["attributes.start_time DESC"], max_results=1)
     return found[0] if found else None
+
+
+@contextmanager
+def tracked_run(tracking: Tracking, name: str, tags: dict, error_dir: Path) -> Iterator[RunLog]:
+    """A new run that always ends in a terminal state, whatever its body raises.
+
+    The body completes: run.outcome (FINISHED unless it set FAILED). An exception: FAILED, with
+    error.type and error.message tags and the traceback as error.txt (kept in error_dir too).
+    KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one) and other BaseExceptions: KILLED.
+    """
+    run = RunLog.create(tracking.client, tracking.experiment_id, name, tags)
+    status = "KILLED"
+    try:
+        yield run
+        status = run.outcome
+    except Exception as err:
+        status = "FAILED"
+        record_failure(run, err, error_dir)
+        raise
+    finally:
+        run.end(status)
+
+
+def record_failure(run: RunLog, err: Exception, error_dir: Path) -> None:
+    """Tag run with the error and keep the traceback as an artifact, as far as that is possible
+    (a failure here must not hide the error itself)."""
+    message = " ".join(str(err).split()) or type(err).__name__
+    try:
+        run.tags({"error.type": type(err).__name__, "error.message": message[:5000]})
+        error_dir.mkdir(parents=True, exist_ok=True)
+        (error_dir / "error.txt").write_text("".join(traceback.format_exception(err)))
+        run.client.log_artifact(run.run_id, str(error_dir / "error.txt"))
+    except Exception as also:
+        log.warning("could not record the error of run %s: %s", run.run_id, " ".join(str(also).split())[:300])

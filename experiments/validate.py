@@ -5,11 +5,13 @@ tracking server) before the sweep's parent run exists, so a typo leaves stores a
 """
 from __future__ import annotations
 
+import argparse
 import itertools
+import logging
 import numbers
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra._internal.utils import get_args_parser
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
@@ -18,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from lenet.data import check_data, ensure_available
 from lenet.engine import check_trainer, resolve_device
 
-from .config import compose
+from .config import CONF_DIR, compose, register_resolvers
 from .tracking import check_reachable
 
 PROGRESS = ("auto", "bar", "lines")
@@ -29,17 +31,53 @@ class BadInput(ValueError):
     """A value in the command that cannot run, as one line naming it (and the choices)."""
 
 
+log = logging.getLogger(__name__)
+
+
+def hydra_args(argv: list[str]) -> argparse.Namespace | None:
+    """Hydra's own reading of the command line (-m, --cfg, overrides...), None if Hydra's parser is gone.
+
+    Hydra has no public API for its parser: this is the project's one use of hydra._internal,
+    and tests/test_validate.py fails loudly if a Hydra upgrade moves or changes it.
+    """
+    try:
+        from hydra._internal.utils import get_args_parser
+    except ImportError:
+        return None
+    return get_args_parser().parse_args(argv)
+
+
 def job_overrides(argv: list[str]) -> list[list[str]] | None:
-    """The override list of every job the command would launch; None for --help, --cfg and the like."""
-    args = get_args_parser().parse_args(argv)
-    if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
+    """The override list of every job the command would launch; None for --help, --cfg and the like,
+    or when the command line cannot be read here (then Hydra reads it, and each job checks itself)."""
+    args = hydra_args(argv)
+    if args is None or args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return None
     if not args.multirun:
         return [list(args.overrides)]
-    parsed = OverridesParser.create().parse_overrides(args.overrides)
-    if any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):  # a sweeper's search space
-        parsed = [o for o in parsed if not o.is_sweep_override() or o.is_discrete_sweep()]
-    return list(itertools.chain.from_iterable(BasicSweeper.split_arguments(parsed, None)))
+    try:
+        return expand_sweep(args.overrides)
+    except Exception as err:  # a sweep this check cannot enumerate: Hydra's own handling takes over
+        log.debug("sweep not expanded for checking: %s", err)
+        return None
+
+
+def expand_sweep(overrides: list[str]) -> list[list[str]]:
+    """Every job of a basic sweep (a,b / range() / glob() choices), as Hydra's basic sweeper makes them.
+
+    A sweeper's search space (interval(), tag(...)) is left out: its values are the sweeper's to pick.
+    """
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())  # for glob()
+        axes = []
+        for override in parser.parse_overrides(list(overrides)):
+            key = override.get_key_element()
+            if not override.is_sweep_override():
+                axes.append([f"{key}={override.get_value_element_as_str()}"])
+            elif override.is_discrete_sweep():
+                axes.append([f"{key}={value}" for value in override.sweep_string_iterator()])
+    return [list(job) for job in itertools.product(*axes)]
 
 
 def compose_job(overrides: list[str]) -> DictConfig:

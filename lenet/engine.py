@@ -8,20 +8,19 @@ and accuracy accumulate on the device, and on CUDA the train step is replayed as
 from __future__ import annotations
 
 import copy
-import ctypes
-import functools
 import inspect
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from .data import Data, Split
+from .fast_cpu import fast_cpu_layers
 from .model import choose
 
 log = logging.getLogger(__name__)
@@ -37,26 +36,6 @@ class FitResult:
     best_epoch: int = 0
     step_kind: str = "eager"  # how the train step ran: eager, cuda_graph or torch_compile
     diverged_epoch: int | None = None  # the epoch whose training loss was nan or inf; training stopped there
-
-
-@functools.cache
-def keep_freed_memory() -> bool:
-    """Have glibc keep freed multi-megabyte buffers in the heap for reuse; True if it took.
-
-    A CPU step allocates and frees the same activation buffers (up to ~5 MB each at batch 256)
-    every step. Above its mmap threshold, glibc maps fresh zeroed pages for each and unmaps them
-    on free, until its dynamic threshold catches up: a fresh process's first epoch on real MNIST
-    ran at 12-14k samples/s against 24k with the buffers kept. Process-wide, and never undone:
-    a training process wants its heap to stay warm.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):  # not glibc (musl): its allocator, its behaviour
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
 
 
 def make_optimizer(make: Callable[..., torch.optim.Optimizer], params, device: torch.device) -> torch.optim.Optimizer:
@@ -238,9 +217,14 @@ def fit(
     device = data.train.labels.device
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv kernels once
-    else:
-        model.to(memory_format=torch.channels_last)  # oneDNN's NHWC convs and pools: ~15% faster on CPU
-        keep_freed_memory()
+    with fast_cpu_layers(model) if device.type == "cpu" else nullcontext(model):
+        return run_epochs(model, optimizer, data, epochs, batch_size, seed, on_epoch, compile, shuffle)
+
+
+def run_epochs(model, optimizer, data: Data, epochs: int, batch_size: int, seed: int, on_epoch, compile: str,
+               shuffle: bool) -> FitResult:
+    """fit's loop, on the model as given (plain, or with fast_cpu's layers)."""
+    device = data.train.labels.device
     generator = torch.Generator(device=device).manual_seed(seed)
     step = make_step(model, optimizer, data.train, batch_size, compile)
     result = FitResult()

@@ -17,67 +17,8 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-class _QuarterSums(torch.autograd.Function):
-    """2x2/stride-2 average pooling computed as a depthwise convolution, with avg_pool2d's gradient."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        channels = x.shape[1]
-        quarter = torch.full((channels, 1, 2, 2), 0.25, dtype=x.dtype, device=x.device)
-        return nn.functional.conv2d(x, quarter.contiguous(memory_format=torch.channels_last), stride=2,
-                                    groups=channels)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        return torch.ops.aten.avg_pool2d_backward(grad, x, [2, 2], [2, 2], [0, 0], False, True, None)
-
-
-class AvgPool2d(nn.AvgPool2d):
-    """nn.AvgPool2d(2, 2); on channels-last CPU maps it runs as a depthwise 2x2 convolution.
-
-    Same averages and the same gradient, but oneDNN's depthwise convolution pools a 256x6x28x28
-    channels-last batch in 0.14 ms where avg_pool2d takes 0.6 ms: 5% of a d2l training step.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(kernel_size=2, stride=2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
-            return _QuarterSums.apply(x)
-        return super().forward(x)
-
-
-class _ToContiguous(torch.autograd.Function):
-    """x.contiguous() whose gradient goes back channels-last, as the layer below produced x."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous()
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return grad.contiguous(memory_format=torch.channels_last)
-
-
-class Flatten(nn.Flatten):
-    """nn.Flatten that hands a channels-last input's gradient back channels-last.
-
-    Flattening reorders a channels-last map to (C, H, W), and plain autograd then passes the
-    layer below a (C, H, W)-ordered gradient; with its input channels-last, avg_pool2d's backward
-    took a mixed-format path of 0.46 ms instead of 0.05 ms per CPU step.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-            x = _ToContiguous.apply(x)
-        return super().forward(x)
-
-
 POOLS: dict[str, Callable[[], nn.Module]] = {
-    "avg": AvgPool2d,
+    "avg": lambda: nn.AvgPool2d(kernel_size=2, stride=2),
     "max": lambda: nn.MaxPool2d(kernel_size=2, stride=2),
 }
 INITS = ("xavier", "default")
@@ -135,10 +76,10 @@ def lenet(
     if conv3:
         if side < 5:
             raise ValueError(f"input_size {input_size} leaves a {side}x{side} map, too small for conv3 5x5")
-        layers += [nn.Conv2d(16, 120, kernel_size=5), act(), Flatten()]
+        layers += [nn.Conv2d(16, 120, kernel_size=5), act(), nn.Flatten()]
         layers += [nn.Linear(120 * (side - 4) ** 2, 84)]  # 120 at 32x32, where conv3 sees exactly 5x5
     else:
-        layers += [Flatten(), nn.Linear(16 * side * side, 120), act(), nn.Linear(120, 84)]
+        layers += [nn.Flatten(), nn.Linear(16 * side * side, 120), act(), nn.Linear(120, 84)]
     layers += [act(), nn.Linear(84, num_classes)]
     net = LeNet(layers, input_size, in_channels)
     if init == "xavier":

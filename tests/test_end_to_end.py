@@ -1,4 +1,5 @@
-"""The README's commands, run as a user runs them, in a subprocess, against a real MLflow store."""
+"""The README's commands as a user runs them, against a real MLflow store: sweeps in a subprocess
+(they need Hydra's launcher and callbacks), the other commands in this process."""
 import subprocess
 import sys
 
@@ -6,9 +7,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from experiments import bench, export, inspect
 from experiments.config import PROJECT_ROOT
 
-pytestmark = pytest.mark.slow
 SWEEP = ["-m", "model=classic,d2l", "optim=sgd,adam"]
 ARTIFACTS = {"config.yaml", "layers.txt", "history.csv", "learning_curves.png", "confusion_matrix.csv",
              "confusion_matrix.png", "predictions.csv", "model_best.pt"}
@@ -30,12 +31,13 @@ def store(runs_dir):
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """The README's sweep on the embedded digits, cut to 1 epoch, writing under a temporary runs/."""
+    """The README's sweep on the embedded digits, cut to 1 epoch, writing under a new, empty runs/."""
     runs_dir = tmp_path_factory.mktemp("runs")
     proc = run("experiments.run", *SWEEP, "trainer.epochs=1", f"runs_dir={runs_dir}")
     return runs_dir, proc
 
 
+@pytest.mark.slow
 def test_sweep_logs_one_parent_and_four_finished_children(sweep):
     runs_dir, proc = sweep
     client, runs = store(runs_dir)
@@ -50,6 +52,7 @@ def test_sweep_logs_one_parent_and_four_finished_children(sweep):
     assert "4 of 4 runs finished" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_each_child_has_params_metrics_and_artifacts(sweep):
     runs_dir, _ = sweep
     client, runs = store(runs_dir)
@@ -66,11 +69,13 @@ def test_each_child_has_params_metrics_and_artifacts(sweep):
         assert {a.path for a in client.list_artifacts(child.info.run_id)} == ARTIFACTS
 
 
-def test_export_writes_four_rows_and_a_pivot(sweep):
+@pytest.mark.slow
+def test_export_writes_four_rows_and_a_pivot(sweep, capsys):
     runs_dir, _ = sweep
     out = runs_dir / "exports"
-    proc = run("experiments.export", "--tracking-uri", f"sqlite:///{runs_dir}/mlflow.db", "--out", str(out),
-               "--format", "csv,md")
+    assert export.main(["--tracking-uri", f"sqlite:///{runs_dir}/mlflow.db", "--out", str(out), "--format",
+                        "csv,md"]) == 0
+    printed = capsys.readouterr().out
     (folder,) = out.iterdir()  # one folder per sweep, named by its id
     table = pd.read_csv(folder / "runs.csv")
     assert len(table) == 4 and set(table["status"]) == {"FINISHED"}
@@ -78,29 +83,17 @@ def test_export_writes_four_rows_and_a_pivot(sweep):
                                   "best_val_acc", "train_seconds", "samples_per_second", "status", "run_id"}
     pivot = pd.read_csv(folder / "pivot.csv")
     assert list(pivot["model"]) == ["classic", "d2l"] and {"adam", "sgd"} <= set(pivot.columns)
-    assert "| classic " in proc.stdout and "test_acc by model x optim" in proc.stdout
+    assert "| classic " in printed and "test_acc by model x optim" in printed
 
 
-def test_torchvision_dataset_run_logs_class_names(tmp_path, idx_root):
-    run("experiments.run", "data=fashion_mnist", f"data.root={idx_root}", "data.download=false",
-        "model=d2l", "trainer.epochs=2", f"runs_dir={tmp_path}")
-    client, runs = store(tmp_path)
-    (only,) = runs
-    assert only.info.status == "FINISHED" and only.data.params["train_size"] == "180"
-    matrix = pd.read_csv(client.download_artifacts(only.info.run_id, "confusion_matrix.csv", str(tmp_path)),
-                         index_col=0)
-    assert matrix.index[0] == "T-shirt/top" and matrix.to_numpy().sum() == 100
-    predictions = pd.read_csv(client.download_artifacts(only.info.run_id, "predictions.csv", str(tmp_path)))
-    assert len(predictions) == 100 and "Ankle boot" in set(predictions["label_name"])
-
-
-def test_a_failing_job_ends_failed_and_the_others_still_run(tmp_path):
+@pytest.mark.slow
+def test_a_failing_job_ends_failed_and_the_others_still_run(runs_dir):
     proc = run("experiments.run", "-m", "model=classic", "model._target_=tests.faults.exploding_lenet,"
-               "lenet.model.lenet_classic", "trainer.epochs=1", f"runs_dir={tmp_path}", check=False)
+               "lenet.model.lenet_classic", "trainer.epochs=1", f"runs_dir={runs_dir}", check=False)
     assert proc.returncode != 0
     assert "model._target_=tests.faults.exploding_lenet: injected fault in forward" in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr  # it is kept in the run's error.txt instead
-    _, runs = store(tmp_path)
+    _, runs = store(runs_dir)
     by_status = {r.info.status: r for r in runs if r.data.tags.get("lenet.role") == "job"}
     assert set(by_status) == {"FAILED", "FINISHED"}
     assert by_status["FAILED"].data.tags["error.message"] == "injected fault in forward"
@@ -109,19 +102,22 @@ def test_a_failing_job_ends_failed_and_the_others_still_run(tmp_path):
     assert parent.info.status == "FAILED"
 
 
-def test_inspect_prints_the_layer_table():
-    proc = run("experiments.inspect", "model=classic")
-    assert "Conv2d output shape:\ttorch.Size([1, 120, 1, 1])" in proc.stdout
-    assert "Parameters: 61,706" in proc.stdout
+def test_inspect_prints_the_layer_table(capsys):
+    assert inspect.main(["model=classic"]) == 0
+    printed = capsys.readouterr().out
+    assert "Conv2d output shape:\ttorch.Size([1, 120, 1, 1])" in printed
+    assert "AvgPool2d" not in printed and "MaxPool2d output shape:\ttorch.Size([1, 6, 14, 14])" in printed
+    assert "Parameters: 61,706" in printed
 
 
-def test_a_seeded_sweep_writes_every_table_and_plot_and_logs_them_on_the_parent(tmp_path):
-    proc = run("experiments.run", "-m", "model=classic,d2l", "seed=0,1", "trainer.epochs=2", f"runs_dir={tmp_path}")
+@pytest.mark.slow
+def test_a_seeded_sweep_writes_every_table_and_plot_and_logs_them_on_the_parent(runs_dir):
+    proc = run("experiments.run", "-m", "model=classic,d2l", "seed=0,1", "trainer.epochs=2", f"runs_dir={runs_dir}")
     assert "test_acc per cell (mean across seeds, 95% interval)" in proc.stdout + proc.stderr
     assert "on " in proc.stdout + proc.stderr  # the one-factor comparison, as a sentence
-    client, runs = store(tmp_path)
+    client, runs = store(runs_dir)
     (parent,) = [r for r in runs if r.data.tags.get("lenet.role") == "sweep"]
-    (folder,) = (tmp_path / "exports").iterdir()
+    (folder,) = (runs_dir / "exports").iterdir()
     expected = {"runs.csv", "runs.md", "pivot.csv", "cells.csv", "cells.md", "comparisons.csv", "comparisons.md",
                 "effects.csv", "curves_val_acc.png", "curves_train_loss.png", "test_acc_by_cell.png", "summary.md"}
     assert expected <= {p.name for p in folder.iterdir()}
@@ -132,23 +128,26 @@ def test_a_seeded_sweep_writes_every_table_and_plot_and_logs_them_on_the_parent(
     assert list(comparison["factor"]) == ["model"] and comparison["test"][0] == "paired"
 
 
-def test_export_formats_and_param_filters(sweep):
+@pytest.mark.slow
+def test_export_formats_and_param_filters(sweep, capsys):
     runs_dir, _ = sweep
     out = runs_dir / "filtered"
-    proc = run("experiments.export", "--tracking-uri", f"sqlite:///{runs_dir}/mlflow.db", "--out", str(out),
-               "--filter", "params.model = 'classic'", "--format", "csv,parquet,latex,md")
+    assert export.main(["--tracking-uri", f"sqlite:///{runs_dir}/mlflow.db", "--out", str(out),
+                        "--filter", "params.model = 'classic'", "--format", "csv,parquet,latex,md"]) == 0
     (folder,) = out.iterdir()
     table = pd.read_parquet(folder / "runs.parquet")
     assert set(table["model"]) == {"classic"} and len(table) == 2
     assert (folder / "runs.tex").exists() or (folder / "runs.latex").exists()
-    assert "where params.model = 'classic'" in proc.stdout
+    assert "where params.model = 'classic'" in capsys.readouterr().out
 
 
-def test_bench_times_the_sweep_by_phase_on_a_store_of_its_own(tmp_path):
-    proc = run("experiments.bench", "--sweep", "trainer.epochs=1", f"runs_dir={tmp_path}")
-    jobs = [line for line in proc.stdout.splitlines() if line.startswith("| model=")]
+@pytest.mark.slow
+def test_bench_times_the_sweep_by_phase_on_a_store_of_its_own(tmp_path, capsys):
+    assert bench.main(["--sweep", "trainer.epochs=1", f"runs_dir={tmp_path}"]) == 0
+    printed = capsys.readouterr().out
+    jobs = [line for line in printed.splitlines() if line.startswith("| model=")]
     assert len(jobs) == 4
-    phases = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in proc.stdout.splitlines()
+    phases = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in printed.splitlines()
               if line.startswith("| ") and line.split("|")[2].strip().replace(".", "").isdigit()
               and not line.startswith("| model=")}
     startup, training, overhead, summary, total = phases.values()  # in the table's order
@@ -157,14 +156,18 @@ def test_bench_times_the_sweep_by_phase_on_a_store_of_its_own(tmp_path):
     assert not (tmp_path / "mlflow.db").exists()  # its sweep went to a temporary store, not the user's
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("baseline, replica, recipe", [("d2l", "d2l train_ch6 replica", "model=d2l optim=sgd"),
                                                       ("classic", "classic loop replica", "model=classic optim=adam")])
-def test_bench_times_the_replica_and_the_engine_from_the_same_weights(baseline, replica, recipe):
-    proc = run("experiments.bench", "--baseline", baseline, "trainer.epochs=1", "--seeds", "2")
-    assert recipe in proc.stdout.splitlines()[0]  # the replica's own recipe, for both loops
-    rows = {line.split("|")[1].strip(): line.split("|") for line in proc.stdout.splitlines()
+def test_bench_times_the_replica_and_the_engine_from_the_same_weights(baseline, replica, recipe, idx_root,
+                                                                        tmp_path, capsys):
+    assert bench.main(["--baseline", baseline, "trainer.epochs=1", "--seeds", "2", "data=mnist",
+                       f"data.root={idx_root}", "data.download=false", f"data.cache_dir={tmp_path}"]) == 0
+    printed = capsys.readouterr().out
+    assert recipe in printed.splitlines()[0]  # the replica's own recipe, for both loops
+    rows = {line.split("|")[1].strip(): line.split("|") for line in printed.splitlines()
             if line.startswith(("| " + replica, "| engine"))}
     assert set(rows) == {replica, "engine (eager)"}
     assert all(row[4].strip() == "2" for row in rows.values())  # both loops ran both seeds
-    ratios = proc.stdout.split("per seed, replica wall / engine wall: ")[1].split()
+    ratios = printed.split("per seed, replica wall / engine wall: ")[1].split()
     assert len(ratios) == 2 and all(float(r.rstrip(",x")) > 0 for r in ratios)

@@ -11,10 +11,11 @@ import requests
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
+from experiments import export
 from experiments.config import CONF_DIR, PROJECT_ROOT, register_resolvers
 from experiments.validate import BadInput, compose_job
 
-pytestmark = pytest.mark.slow
+from .jobs import job_runs
 
 
 def run(*args):
@@ -34,14 +35,15 @@ def sweep_runs(uri):
     return client, parent, children
 
 
-def test_submitit_local_runs_the_sweep_through_submitit(tmp_path):
+@pytest.mark.slow
+def test_submitit_local_runs_the_sweep_through_submitit(runs_dir):
     run("experiments.run", "-m", "model=classic,d2l", "trainer.epochs=1", "hydra/launcher=submitit_local",
-        f"runs_dir={tmp_path}")
-    _, parent, children = sweep_runs(f"sqlite:///{tmp_path}/mlflow.db")
+        f"runs_dir={runs_dir}")
+    _, parent, children = sweep_runs(f"sqlite:///{runs_dir}/mlflow.db")
     assert parent.info.status == "FINISHED"
     assert sorted(r.info.run_name for r in children) == ["model=classic", "model=d2l"]
     assert {r.info.status for r in children} == {"FINISHED"}
-    assert list(tmp_path.glob("hydra/multirun/*/.submitit/*/*_log.out"))  # submitit's own job logs
+    assert list(runs_dir.glob("hydra/multirun/*/.submitit/*/*_log.out"))  # submitit's own job logs
 
 
 def test_slurm_launcher_composes_with_one_gpu_per_job():
@@ -55,11 +57,12 @@ def test_slurm_launcher_composes_with_one_gpu_per_job():
     assert launcher.submitit_folder == f"{cfg.hydra.sweep.dir}/.submitit/%j"  # logs beside the sweep's outputs
 
 
-def test_optuna_search_tracks_each_trial_under_the_study(tmp_path):
+@pytest.mark.slow
+def test_optuna_search_tracks_each_trial_under_the_study(runs_dir):
     proc = run("experiments.run", "-m", "hydra/sweeper=search", "hydra.sweeper.n_trials=3", "trainer.epochs=1",
-               f"runs_dir={tmp_path}")
+               f"runs_dir={runs_dir}")
     assert "Best parameters" in proc.stdout + proc.stderr
-    _, parent, trials = sweep_runs(f"sqlite:///{tmp_path}/mlflow.db")
+    _, parent, trials = sweep_runs(f"sqlite:///{runs_dir}/mlflow.db")
     assert len(trials) == 3 and {r.info.status for r in trials} == {"FINISHED"}
     for trial in trials:
         assert 1e-4 <= float(trial.data.params["optim.lr"]) <= 1.0
@@ -67,6 +70,24 @@ def test_optuna_search_tracks_each_trial_under_the_study(tmp_path):
         assert trial.info.run_name.startswith("optim.lr=") and "trainer.epochs" not in trial.info.run_name
         assert "best_val_acc" in trial.data.metrics  # the objective the sweeper maximised
     assert parent.info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_eight_jobs_four_at_a_time_lose_nothing(runs_dir):
+    proc = run("experiments.run", "-m", "model=classic,d2l", "optim=sgd,adam", "seed=0,1", "trainer.epochs=2",
+               "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", f"runs_dir={runs_dir}")
+    assert "locked" not in proc.stdout + proc.stderr
+    jobs = job_runs(runs_dir)
+    client = MlflowClient(f"sqlite:///{runs_dir}/mlflow.db")
+    assert len(jobs) == 8 and {r.info.status for r in jobs} == {"FINISHED"}
+    assert len({r.data.tags["lenet.config_hash"] for r in jobs}) == 8
+    for job in jobs:
+        for metric in ("train_loss", "val_acc", "samples_per_second"):
+            assert [m.step for m in client.get_metric_history(job.info.run_id, metric)] == [1, 2]
+        assert "test_acc" in job.data.metrics
+    (parent,) = job_runs(runs_dir, "sweep")
+    assert parent.info.status == "FINISHED"
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parent.info.run_id}
 
 
 def free_port() -> int:
@@ -100,7 +121,8 @@ def tracking_server(tmp_path):
     server.wait(timeout=30)
 
 
-def test_sweep_logs_to_a_tracking_server_and_export_reads_it_back(tracking_server, tmp_path):
+@pytest.mark.slow
+def test_sweep_logs_to_a_tracking_server_and_export_reads_it_back(tracking_server, tmp_path, capsys):
     uri, artifact_store = tracking_server
     run("experiments.run", "-m", "model=classic,d2l", "trainer.epochs=1", f"mlflow.tracking_uri={uri}",
         f"runs_dir={tmp_path / 'runs'}")
@@ -110,8 +132,8 @@ def test_sweep_logs_to_a_tracking_server_and_export_reads_it_back(tracking_serve
         assert "model_best.pt" in {a.path for a in client.list_artifacts(child.info.run_id)}
     assert list(artifact_store.rglob("model_best.pt"))  # uploaded through the server, kept where it keeps them
     assert not (tmp_path / "runs" / "mlflow.db").exists()  # nothing went to the local store
-    proc = run("experiments.export", "--tracking-uri", uri, "--out", str(tmp_path / "exports"))
-    assert proc.stdout.count("| FINISHED |") == 2
+    assert export.main(["--tracking-uri", uri, "--out", str(tmp_path / "exports")]) == 0
+    assert capsys.readouterr().out.count("| FINISHED |") == 2
 
 
 def test_a_missing_extra_is_named(monkeypatch):

@@ -10,10 +10,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from experiments import bench, export, inspect
+from experiments import run as run_command
 from experiments.config import PROJECT_ROOT
+from experiments.job import run_job
+from experiments.tracking import connect
 from experiments.validate import BadInput, check_command
 
 from .idx import FILES, write_dataset
+from .jobs import job_config
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -34,11 +38,11 @@ def runs(runs_dir, role="job"):
 
 
 @pytest.mark.slow
-def test_divergence_stops_the_run_marks_it_and_the_sweep_goes_on(tmp_path):
+def test_divergence_stops_the_run_marks_it_and_the_sweep_goes_on(runs_dir):
     # d2l's LeNet with GELU at the book's SGD lr 0.9: the loss turns nan in epoch 2 on the embedded digits.
     run("experiments.run", "-m", "model=d2l", "model.activation=gelu,sigmoid", "optim=sgd", "trainer.epochs=4",
-        f"runs_dir={tmp_path}")
-    client, jobs = runs(tmp_path)
+        f"runs_dir={runs_dir}")
+    client, jobs = runs(runs_dir)
     by_activation = {r.data.params["model.activation"]: r for r in jobs}
     gelu, sigmoid = by_activation["gelu"], by_activation["sigmoid"]
     assert gelu.data.tags["lenet.diverged"] == "2" and gelu.info.status == "FAILED"
@@ -47,18 +51,18 @@ def test_divergence_stops_the_run_marks_it_and_the_sweep_goes_on(tmp_path):
     assert "test_acc" not in gelu.data.metrics
     assert gelu.data.metrics["train_seconds"] > 0  # the time it trained still counts (bench --sweep reads it)
     assert sigmoid.info.status == "FINISHED"
-    assert runs(tmp_path, "sweep")[1][0].info.status == "FINISHED"
-    run("experiments.export", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--out", str(tmp_path / "x"))
-    table = pd.read_csv(next((tmp_path / "x").glob("*/runs.csv")))
+    assert runs(runs_dir, "sweep")[1][0].info.status == "FINISHED"
+    assert export.main(["--tracking-uri", f"sqlite:///{runs_dir}/mlflow.db", "--out", str(runs_dir / "x")]) == 0
+    table = pd.read_csv(next((runs_dir / "x").glob("*/runs.csv")))
     row = table.set_index("activation").loc["gelu"]
     assert row["status"] == "DIVERGED" and pd.isna(row["test_acc"])
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_an_interrupted_sweep_ends_killed_and_a_rerun_resumes_it(tmp_path, sig):
+def test_an_interrupted_sweep_ends_killed_and_a_rerun_resumes_it(runs_dir, sig):
     command = [sys.executable, "-m", "experiments.run", "-m", "model=classic,d2l", "trainer.epochs=12",
-               "trainer.progress=lines", f"runs_dir={tmp_path}"]
+               "trainer.progress=lines", f"runs_dir={runs_dir}"]
     # As from a terminal: a shell's background job (CI may be one) starts with SIGINT ignored.
     proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=ENV, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -68,29 +72,16 @@ def test_an_interrupted_sweep_ends_killed_and_a_rerun_resumes_it(tmp_path, sig):
             break
     proc.communicate(timeout=120)
     assert proc.returncode != 0
-    _, jobs = runs(tmp_path)
-    (parent,) = runs(tmp_path, "sweep")[1]
+    _, jobs = runs(runs_dir)
+    (parent,) = runs(runs_dir, "sweep")[1]
     assert [r.info.status for r in jobs] == ["KILLED"] and parent.info.status == "KILLED"
 
     again = run(*command[2:])
     assert "Resuming sweep" in again.stdout + again.stderr
-    _, jobs = runs(tmp_path)
+    _, jobs = runs(runs_dir)
     assert sorted(r.info.status for r in jobs) == ["FINISHED", "FINISHED", "KILLED"]
-    (parent,) = runs(tmp_path, "sweep")[1]
+    (parent,) = runs(runs_dir, "sweep")[1]
     assert parent.info.status == "FINISHED"
-
-
-@pytest.mark.slow
-def test_rerun_skips_finished_jobs_and_resume_false_reruns_them(tmp_path):
-    sweep = ["experiments.run", "-m", "model=classic,d2l", "trainer.epochs=1", f"runs_dir={tmp_path}"]
-    run(*sweep)
-    second = run(*sweep)
-    assert (second.stdout + second.stderr).count("skipped, already FINISHED") == 2
-    assert len(runs(tmp_path)[1]) == 2
-    run(*sweep, "resume=false")
-    assert len(runs(tmp_path)[1]) == 4
-    run("experiments.run", "-m", "model=classic,d2l", "trainer.epochs=2", f"runs_dir={tmp_path}")
-    assert len(runs(tmp_path)[1]) == 6  # a changed value is a new job
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -141,29 +132,32 @@ def test_corrupt_idx_files_are_named(tmp_path, damage):
         check_command(["data=fashion_mnist", f"data.root={root}", "data.download=false"])
 
 
-@pytest.mark.slow
-def test_bad_input_exits_non_zero_and_leaves_the_store_untouched(tmp_path):
-    run("experiments.run", "trainer.epochs=1", f"runs_dir={tmp_path}")
-    store = tmp_path / "mlflow.db"
+def test_bad_input_exits_non_zero_and_leaves_the_store_untouched(runs_dir, monkeypatch, capsys):
+    cfg, choices = job_config(runs_dir)
+    run_job(cfg, connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment), "first", {"lenet.role": "job"},
+            runs_dir / "out", choices)
+    store = runs_dir / "mlflow.db"
     before = hashlib.sha256(store.read_bytes()).hexdigest()
-    proc = run("experiments.run", "-m", "model=classic,d2l", "optim.lr=-1", f"runs_dir={tmp_path}", check=False)
-    assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: optim.lr -1 must be a number > 0"
+    monkeypatch.setattr(sys, "argv", ["run", "-m", "model=classic,d2l", "optim.lr=-1", f"runs_dir={runs_dir}"])
+    with pytest.raises(SystemExit) as exit_code:
+        run_command.cli()
+    assert exit_code.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: optim.lr -1 must be a number > 0"
     assert hashlib.sha256(store.read_bytes()).hexdigest() == before
-    assert len(runs(tmp_path)[1]) == 1 and not runs(tmp_path, "sweep")[1]
-    proc = run("experiments.export", "--tracking-uri", f"sqlite:///{store}", "--experiment", "lenet-sweep", check=False)
-    assert proc.returncode == 1
-    assert proc.stderr.strip() == f"error: no experiment 'lenet-sweep' at sqlite:///{store}; experiments there: " \
-                                  "Default, lenet-sweeps"
+    assert len(runs(runs_dir)[1]) == 1 and not runs(runs_dir, "sweep")[1]
+    assert export.main(["--tracking-uri", f"sqlite:///{store}", "--experiment", "lenet-sweep"]) == 1
+    assert capsys.readouterr().err.strip() == f"error: no experiment 'lenet-sweep' at sqlite:///{store}; " \
+                                              "experiments there: Default, lenet-sweeps"
     assert hashlib.sha256(store.read_bytes()).hexdigest() == before  # the typo made no experiment
-    proc = run("experiments.export", "--tracking-uri", f"sqlite:///{store}", "--filter", "params.model == classic",
-               check=False)
-    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
-    assert proc.stderr.startswith("error: bad --filter 'params.model == classic': Parameter value is either not quoted")
+    assert export.main(["--tracking-uri", f"sqlite:///{store}", "--filter", "params.model == classic"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("error: bad --filter 'params.model == classic': Parameter value is either not quoted")
 
 
 @pytest.mark.parametrize("uri, message", [
-    ("sqlite:///{tmp}/mlflow.db", "no MLflow store at sqlite:///{tmp}/mlflow.db; run a sweep first, or set --tracking-uri"),
+    ("sqlite:///{tmp}/mlflow.db",
+     "no MLflow store at sqlite:///{tmp}/mlflow.db; run a sweep first, or set --tracking-uri"),
     ("http://127.0.0.1:9", "cannot reach the MLflow tracking server at http://127.0.0.1:9 (ConnectionError); start "
                            "it, or set --tracking-uri"),
 ])
@@ -174,28 +168,22 @@ def test_export_from_a_missing_store_or_server_is_one_line_and_creates_nothing(t
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.slow
-def test_eight_jobs_four_at_a_time_lose_nothing(tmp_path):
-    proc = run("experiments.run", "-m", "model=classic,d2l", "optim=sgd,adam", "seed=0,1", "trainer.epochs=2",
-               "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", f"runs_dir={tmp_path}")
-    assert "locked" not in proc.stdout + proc.stderr
-    client, jobs = runs(tmp_path)
-    assert len(jobs) == 8 and {r.info.status for r in jobs} == {"FINISHED"}
-    assert len({r.data.tags["lenet.config_hash"] for r in jobs}) == 8
-    for job in jobs:
-        for metric in ("train_loss", "val_acc", "samples_per_second"):
-            assert [m.step for m in client.get_metric_history(job.info.run_id, metric)] == [1, 2]
-        assert "test_acc" in job.data.metrics
-    (parent,) = runs(tmp_path, "sweep")[1]
-    assert parent.info.status == "FINISHED"
-    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parent.info.run_id}
+OPEN_AND_RUN = """
+import sys
+from pathlib import Path
+from experiments.tracking import connect, tracked_run
+
+tracking = connect(f"sqlite:///{sys.argv[1]}/mlflow.db", "lenet-sweeps")
+with tracked_run(tracking, f"process {sys.argv[2]}", {"lenet.role": "job"}, Path(sys.argv[1])) as run:
+    run.metrics({"test_acc": 0.5})
+"""
 
 
 @pytest.mark.slow
 def test_processes_opening_a_new_store_at_once_do_not_race(tmp_path):
-    procs = [subprocess.Popen([sys.executable, "-m", "experiments.run", "trainer.epochs=1", f"seed={seed}",
-                               f"runs_dir={tmp_path}"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for seed in range(4)]
+    # Four processes at once find no store: each creates the schema and the experiment, or waits for one that does.
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_AND_RUN, str(tmp_path), str(i)], cwd=PROJECT_ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(4)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
     assert sorted(r.info.status for r in runs(tmp_path)[1]) == ["FINISHED"] * 4

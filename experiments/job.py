@@ -1,0 +1,207 @@
+"""One job end to end, without Hydra: a composed config in, one MLflow run (or a skip) out.
+
+`experiments.run`'s `@hydra.main` is a thin wrapper around `run_job`; tests call `run_job` with
+the compose API. The run's lifecycle is `tracking.tracked_run`, which always ends it FINISHED,
+FAILED or KILLED.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from lenet.data import Data, prepare
+from lenet.engine import EPOCH_METRICS, check_trainer, evaluate, fit, make_optimizer, predict, resolve_device
+from lenet.model import LeNet, layer_table, parameter_count
+
+from . import plots
+from .config import config_hash, flatten
+from .tracking import CONFIG_HASH, DIVERGED, REUSED, RunLog, Tracking, finished_run, tracked_run
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    model: LeNet
+    optimizer: torch.optim.Optimizer
+    data: Data
+    device: torch.device
+
+
+@dataclass
+class JobResult:
+    run_id: str
+    status: str  # FINISHED, DIVERGED (its run ended FAILED), or SKIPPED (an earlier FINISHED run counted)
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def objective(self) -> float:
+        """What a sweeper maximises: the best validation accuracy (nan when the run diverged)."""
+        return float(self.metrics.get("best_val_acc", math.nan))
+
+
+def one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text if isinstance(err, (ValueError, RuntimeError)) and text else f"{type(err).__name__}: {text}"
+
+
+def run_job(cfg: DictConfig, tracking: Tracking, name: str, tags: dict, out: Path,
+            choices: dict | None = None) -> JobResult:
+    """Train the job cfg describes and track it as one MLflow run named name, with tags.
+
+    An earlier FINISHED run of the same config is counted instead (unless cfg.resume is false).
+    A bad value or missing data raises before any run exists; a failure while training raises
+    after the run was ended FAILED. Artifacts are written to out, then logged. choices names the
+    config group options (model=classic, ...), logged as params.
+    """
+    tags = {**tags, CONFIG_HASH: config_hash(cfg)}
+    done = finished_run(tracking, tags[CONFIG_HASH]) if cfg.resume else None
+    if done is not None:
+        return skip(tracking, done, name, tags.get("mlflow.parentRunId"))
+    job = setup(cfg)
+    with tracked_run(tracking, name, tags, out) as run:
+        run.params(run_params(cfg, job, choices or {}))
+        final = train(cfg, job, run, name, out)
+        if "diverged_epoch" in final:
+            message = f"training loss became {final['train_loss']} at epoch {final['diverged_epoch']}; stopped there"
+            run.tags({DIVERGED: final["diverged_epoch"], "error.type": "Diverged", "error.message": message})
+            run.outcome = "FAILED"
+            log.warning("%s diverged: %s", name, message)
+            return JobResult(run.run_id, "DIVERGED", {})
+    return JobResult(run.run_id, "FINISHED", final)
+
+
+def setup(cfg: DictConfig) -> Job:
+    """Model, optimizer and data, or the first bad value in cfg as an exception."""
+    check_trainer(cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.compile)
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    model = instantiate(cfg.model).to(device)
+    optimizer = make_optimizer(instantiate(cfg.optim, _convert_="all"), model.parameters(), device)
+    data = prepare(input_size=model.input_size, seed=cfg.seed, **cfg.data).to(device)
+    return Job(model, optimizer, data, device)
+
+
+def run_params(cfg: DictConfig, job: Job, choices: dict) -> dict:
+    """The resolved config, flattened, plus facts derived from it."""
+    params = {k: v for k, v in flatten(cfg).items() if not k.endswith("_partial_")}
+    return params | {group: choices.get(group) for group in ("model", "optim", "data")} | {
+        "parameter_count": parameter_count(job.model), "input_size": job.model.input_size,
+        "device_used": str(job.device), "torch_version": torch.__version__,
+        "train_size": len(job.data.train), "val_size": len(job.data.val) if job.data.val else 0,
+        "test_size": len(job.data.test),
+    }
+
+
+def progress(cfg: DictConfig, name: str):
+    """Per-epoch reporting: a bar on a terminal, one plain line per epoch otherwise."""
+    epochs, mode = cfg.trainer.epochs, cfg.trainer.progress
+    if mode == "bar" or (mode == "auto" and sys.stderr.isatty()):
+        bar = tqdm(total=epochs, desc=name, unit="epoch", leave=True)
+
+        def report(row):
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_acc']:.3f}", refresh=False)
+            bar.update()
+
+        return report, bar.close
+
+    def line(row):
+        log.info(
+            "%s epoch %d/%d: train_loss %.4f train_acc %.4f val_loss %.4f val_acc %.4f %.0f samples/s",
+            name, row["epoch"], epochs, row["train_loss"], row["train_acc"], row["val_loss"], row["val_acc"],
+            row["samples_per_second"],
+        )
+
+    return line, lambda: None
+
+
+def save_atomic(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def report_test_set(job: Job, out: Path, name: str) -> tuple[float, float]:
+    """Test loss and accuracy, from the same pass that writes per-sample predictions with class
+    names and the confusion matrix (CSV and PNG)."""
+    logits = predict(job.model, job.data.test)
+    probs = logits.softmax(1)
+    confidence, predicted = probs.max(1)
+    labels, classes = job.data.test.labels, job.data.classes
+    n = len(classes)
+    counts = torch.bincount(labels * n + predicted, minlength=n * n).reshape(n, n).cpu()
+    matrix = pd.DataFrame(counts.numpy(), index=classes, columns=classes)
+    matrix.to_csv(out / "confusion_matrix.csv", index_label="true \\ predicted")
+    plots.confusion_matrix(matrix, out / "confusion_matrix.png", title=f"{name}: test set")
+    pd.DataFrame({
+        "index": range(len(labels)),
+        "label": labels.cpu().numpy(),
+        "label_name": [classes[i] for i in labels.tolist()],
+        "predicted": predicted.cpu().numpy(),
+        "predicted_name": [classes[i] for i in predicted.tolist()],
+        "confidence": confidence.cpu().numpy(),
+    }).to_csv(out / "predictions.csv", index=False)
+    loss = torch.nn.functional.cross_entropy(logits, labels)
+    return loss.item(), (counts.diagonal().sum() / len(labels)).item()
+
+
+def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path) -> dict:
+    """Fit, evaluate the best and the last model on the test set, and log it all to run."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (out / "layers.txt").write_text(layer_table(job.model) + "\n")
+
+    def on_epoch(row):
+        run.metrics({k: row[k] for k in EPOCH_METRICS}, step=row["epoch"])
+        report(row)
+
+    report, close = progress(cfg, name)
+    try:
+        result = fit(job.model, job.optimizer, job.data, cfg.trainer.epochs, cfg.trainer.batch_size,
+                     seed=cfg.seed, on_epoch=on_epoch, compile=cfg.trainer.compile)
+    finally:
+        close()
+    history = pd.DataFrame(result.history)
+    history.to_csv(out / "history.csv", index=False)
+    plots.learning_curves(history, out / "learning_curves.png", title=name)
+    train_seconds = float(history["epoch_seconds"].sum())
+    if result.diverged_epoch is not None:  # no test metrics: a diverged model's accuracy means nothing
+        run.metrics({"train_seconds": train_seconds}, step=len(history))  # the time it did spend training
+        run.artifacts(out)
+        return {"diverged_epoch": result.diverged_epoch, "train_loss": history["train_loss"].iloc[-1]}
+
+    last_loss, last_acc = evaluate(job.model, job.data.test)
+    job.model.load_state_dict(result.best_state)
+    save_atomic(result.best_state, out / "model_best.pt")
+    test_loss, test_acc = report_test_set(job, out, name)
+
+    final = {
+        "test_loss": test_loss, "test_acc": test_acc, "last_test_loss": last_loss, "last_test_acc": last_acc,
+        "best_val_acc": float(history["val_acc"].max()) if job.data.val else float("nan"),
+        "best_epoch": result.best_epoch, "train_seconds": train_seconds,
+        "train_samples_per_second": len(job.data.train) * len(history) / train_seconds,
+    }
+    run.metrics(final, step=len(history))
+    run.params({"step_kind": result.step_kind})
+    run.artifacts(out)
+    log.info("%s: test_acc %.4f (best epoch %d), last test_acc %.4f, %.1f s training",
+             name, test_acc, result.best_epoch, last_acc, train_seconds)
+    return final
+
+
+def skip(tracking: Tracking, done, name: str, parent_run_id: str | None) -> JobResult:
+    """Count an earlier FINISHED run of this very config instead of training it again."""
+    log.info("%s: skipped, already FINISHED as run %s (resume=false reruns it)", name, done.info.run_id)
+    if parent_run_id and done.data.tags.get("mlflow.parentRunId") != parent_run_id:
+        tracking.client.set_tag(parent_run_id, f"{REUSED}{done.info.run_id}", name)
+    return JobResult(done.info.run_id, "SKIPPED", dict(done.data.metrics))

@@ -1,0 +1,63 @@
+"""Process-wide settings, made once where a command's process (or a launcher's job process) starts.
+
+Both are speed switches that no library should flip behind its caller's back, so `lenet/` never
+does; the commands call `tune()` first thing and end with `fast_exit()`. Set LENET_PROCESS_TUNING=0
+to turn both off (e.g. to compare, or under a debugger that wants a normal interpreter exit).
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import functools
+import os
+import sys
+import threading
+from typing import NoReturn
+
+
+def enabled() -> bool:
+    return os.environ.get("LENET_PROCESS_TUNING", "1") != "0"
+
+
+def tune() -> None:
+    """The settings a training process wants; safe to call more than once."""
+    if enabled():
+        keep_freed_memory()
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Have glibc keep freed multi-megabyte buffers in the heap for reuse; True if it took.
+
+    A CPU step allocates and frees the same activation buffers (up to ~5 MB each at batch 256)
+    every step. Above its mmap threshold, glibc maps fresh zeroed pages for each and unmaps them
+    on free, until its dynamic threshold catches up: a fresh process's first epoch on real MNIST
+    ran at 12-14k samples/s against 24k with the buffers kept. Process-wide, and never undone:
+    a training process wants its heap to stay warm.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (musl): its allocator, its behaviour
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
+
+
+def fast_exit(code: int = 0) -> NoReturn:
+    """End a command whose work is saved without tearing the interpreter down.
+
+    Freeing torch's, MLflow's and pandas' modules object by object took 1-2 s at the end of every
+    command (2.1 s after a sweep's summary). What Python's own exit does first still happens, in
+    its order: threads are joined with their exit hooks (joblib's worker pool shuts down there),
+    then the atexit handlers run (the sweep's close, logging's flush, MLflow's own). Under a
+    profiler or tracer, or with tuning off, it exits normally, so `python -m cProfile` can write.
+    """
+    if not enabled() or sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
+    threading._shutdown()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
