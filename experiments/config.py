@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -16,6 +17,8 @@ def register_resolvers() -> None:
     require_conf()
     # runs/ sits at the project root whatever directory Hydra runs a job in.
     OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
+    # Drawn once per config and cached, as ${now:} is: every job of a sweep sees the sweep's value.
+    OmegaConf.register_new_resolver("unique", lambda: uuid.uuid4().hex[:6], use_cache=True, replace=True)
 
 
 def require_conf() -> None:

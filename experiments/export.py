@@ -17,8 +17,12 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from lenet.atomic import atomic_write
+
 from . import compare, plots, process
 from .config import compose
+from .errors import one_line
+from .validate import check_writable
 from .tracking import CONFIG_HASH, DIVERGED, REUSED, ROLE, SWEEP_ID, SWEPT, open_experiment
 
 # column -> where it lives on the run ("params.*", "metrics.*", "info.*")
@@ -160,10 +164,7 @@ def write(result: dict, folder: Path, formats: list[str], text: str) -> list[Pat
     written = []
 
     def atomic(path: Path, write_to) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        write_to(tmp)
-        tmp.replace(path)  # a reader never sees half a file
-        written.append(path)
+        written.append(atomic_write(path, write_to))  # a reader never sees half a file
 
     for name in ("runs", "pivot", "cells", "comparisons", "effects"):
         if len(result[name]):
@@ -240,9 +241,10 @@ def export(args: argparse.Namespace) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        check_writable(str(args.out), "--out")
         export(args)
-    except LookupError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (LookupError, ValueError, OSError) as err:
+        print(f"error: {one_line(err) if isinstance(err, OSError) else err}", file=sys.stderr)
         return 1
     return 0
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from lenet.atomic import atomic_write
 from lenet.data import Data, prepare
 from lenet.engine import EPOCH_METRICS, check_trainer, evaluate, fit, make_optimizer, predict, resolve_device
 from lenet.model import LeNet, layer_table, parameter_count
@@ -48,11 +48,6 @@ class JobResult:
     def objective(self) -> float:
         """What a sweeper maximises: the best validation accuracy (nan when the run diverged)."""
         return float(self.metrics.get("best_val_acc", math.nan))
-
-
-def one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text if isinstance(err, (ValueError, RuntimeError)) and text else f"{type(err).__name__}: {text}"
 
 
 def run_job(cfg: DictConfig, tracking: Tracking, name: str, tags: dict, out: Path,
@@ -125,12 +120,6 @@ def progress(cfg: DictConfig, name: str):
     return line, lambda: None
 
 
-def save_atomic(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def report_test_set(job: Job, out: Path, name: str) -> tuple[float, float]:
     """Test loss and accuracy, from the same pass that writes per-sample predictions with class
     names and the confusion matrix (CSV and PNG)."""
@@ -182,7 +171,7 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path) -> dict:
 
     last_loss, last_acc = evaluate(job.model, job.data.test)
     job.model.load_state_dict(result.best_state)
-    save_atomic(result.best_state, out / "model_best.pt")
+    atomic_write(out / "model_best.pt", lambda tmp: torch.save(result.best_state, tmp))
     test_loss, test_acc = report_test_set(job, out, name)
 
     final = {

@@ -1,18 +1,23 @@
 """Process-wide settings, made once where a command's process (or a launcher's job process) starts.
 
-Both are speed switches that no library should flip behind its caller's back, so `lenet/` never
+Two are speed switches that no library should flip behind its caller's back, so `lenet/` never
 does; the commands call `tune()` first thing and end with `fast_exit()`. Set LENET_PROCESS_TUNING=0
 to turn both off (e.g. to compare, or under a debugger that wants a normal interpreter exit).
+The third is how the run command takes Ctrl-C and SIGTERM (`handle_signals`).
 """
 from __future__ import annotations
 
 import atexit
 import ctypes
 import functools
+import logging
 import os
+import signal
 import sys
 import threading
 from typing import NoReturn
+
+log = logging.getLogger(__name__)
 
 
 def enabled() -> bool:
@@ -61,3 +66,35 @@ def fast_exit(code: int = 0) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM, raised where the main thread is, so runs end KILLED on the way out."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+def handle_signals() -> None:
+    """The first SIGINT or SIGTERM raises Interrupted; later ones are noted and ignored.
+
+    Closing the runs after an interrupt takes a moment (a few store writes); a second Ctrl-C
+    pressed during it (people press twice) must not cut that short and leave a run RUNNING.
+    """
+    received: list[int] = []
+
+    def on_signal(signum, frame):
+        if received:
+            log.warning("%s again: still closing the runs, one moment", signal.Signals(signum).name)
+            return
+        received.append(signum)
+        raise Interrupted(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # a background job of a shell ignores SIGINT: keep it so
+            signal.signal(signum, on_signal)

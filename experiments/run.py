@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -22,8 +21,10 @@ from lenet.engine import resolve_device
 
 from . import process
 from .config import CONF_DIR, group_choices, register_resolvers
-from .job import one_line, run_job
-from .tracking import ROLE, SWEEP_ID, connect, read_sweep
+from .errors import Abort, one_line
+from .job import run_job
+from .liveness import close_stale_runs
+from .tracking import ROLE, SWEEP_ID, TrackingUnavailable, connect, disk_full, read_sweep
 from .validate import BadInput, check_command
 
 log = logging.getLogger(__name__)
@@ -62,20 +63,27 @@ def main(cfg: DictConfig) -> float:
     process.tune()  # a launcher's job process (joblib, submitit) starts here, not in cli()
     hc = HydraConfig.get()
     name, tags = job_identity()
-    choices = group_choices(hc.runtime.choices)
+    out = Path(hc.runtime.output_dir) / "artifacts"
     try:
         if resolve_device(cfg.device).type == "cpu":
             share_cores()
-        tracking = connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
-        result = run_job(cfg, tracking, name, tags, Path(hc.runtime.output_dir) / "artifacts", choices)
+        tracking = connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.server_patience_s)
+        if hc.mode == RunMode.RUN:  # a sweep closes dead runs once, at its start (experiments.sweep)
+            close_stale_runs(tracking.client, tracking.experiment_id, cfg.mlflow.heartbeat_timeout_s)
+        result = run_job(cfg, tracking, name, tags, out, group_choices(hc.runtime.choices))
+    except TrackingUnavailable as err:  # nothing more can be logged: stop the sweep here
+        raise Abort(f"{err} during {name}; what was logged before is kept there: when it answers again, rerun "
+                    f"the same command to resume (FINISHED jobs are skipped)") from None
     except Exception as err:  # its run, if it had one, ended FAILED with the traceback as error.txt
+        if disk_full(err):  # every later job would fail the same way
+            raise Abort(f"{name}: {one_line(err)}; free some space, then rerun the same command to resume "
+                        f"(FINISHED jobs are skipped)") from None
         log.error("%s failed: %s", name, one_line(err))
         raise JobError(f"{name}: {one_line(err)}") from err
+    except KeyboardInterrupt as stop:
+        log.warning("%s: KILLED by %s; rerun the same command to resume it", name, stop)
+        raise
     return result.objective
-
-
-def _terminate(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")  # so SIGTERM ends runs KILLED, as Ctrl-C does
 
 
 def cli() -> None:
@@ -86,8 +94,14 @@ def cli() -> None:
     except BadInput as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    signal.signal(signal.SIGTERM, _terminate)
-    main()  # Hydra exits by itself when a job fails
+    process.handle_signals()
+    try:
+        main()  # Hydra exits by itself when a job fails
+    except process.Interrupted as stop:  # the sweep's parent closes KILLED, with its summary, at exit
+        process.fast_exit(stop.exit_code)
+    except Abort as stop:
+        print(f"error: {stop}", file=sys.stderr)
+        process.fast_exit(stop.code)
     process.fast_exit(0)
 
 

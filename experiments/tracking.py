@@ -1,9 +1,12 @@
 """MLflow tracking: one run per job, one parent run per sweep, with the jobs as nested children."""
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
+import os
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -19,9 +22,12 @@ except ImportError:  # Windows
     fcntl = None
 
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from .config import PROJECT_ROOT
+from .liveness import HEARTBEAT, Heartbeat, owner_tags
+from .stores import check_store
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +49,15 @@ class Tracking(NamedTuple):
     experiment_id: str
 
 
-def connect(tracking_uri: str, experiment: str) -> Tracking:
+def connect(tracking_uri: str, experiment: str, patience_s: float = 120) -> Tracking:
     """A client for tracking_uri and the id of experiment, created if missing.
 
     A new experiment on a local store keeps its artifacts beside the store (under runs/), not in
-    whatever directory the command happened to start in.
+    whatever directory the command happened to start in. A tracking server gets a PatientClient:
+    an outage of up to patience_s (a restart) is waited out, a longer one raises TrackingUnavailable.
     """
+    if tracking_uri.startswith(("http://", "https://")):
+        return get_or_create(PatientClient(tracking_uri, patience_s), experiment, None)
     if not tracking_uri.startswith("sqlite:///"):
         return get_or_create(MlflowClient(tracking_uri=tracking_uri), experiment, None)
     store = Path(tracking_uri.removeprefix("sqlite:///"))
@@ -63,34 +72,77 @@ def connect(tracking_uri: str, experiment: str) -> Tracking:
     return found
 
 
+class TrackingUnavailable(Exception):
+    """The tracking server stopped answering for longer than the patience allowed."""
+
+
+class PatientClient:
+    """An MlflowClient for a tracking server whose calls wait out an outage of up to patience_s.
+
+    MLflow's own client retries a dead server for about 20 minutes (7 retries with doubling
+    waits, 120 s timeouts); here each request is tried once with a 30 s timeout and the waiting
+    is this class's: 1, 2, 4, ... 10 s between tries until patience_s have passed since the first
+    failure. Once one client has given up on a server, every client of this process fails at once
+    for it: a sweep stops in one line instead of waiting again for each job.
+    """
+
+    given_up: set[str] = set()
+
+    def __init__(self, uri: str, patience_s: float):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        self.raw, self.uri, self.patience_s = MlflowClient(tracking_uri=uri), uri, patience_s
+
+    def __getattr__(self, name: str):
+        attr = getattr(self.raw, name)
+        if not callable(attr):
+            return attr
+        return functools.partial(self.call, attr)
+
+    def call(self, method, *args, **kwargs):
+        deadline, wait = None, 1.0
+        while True:
+            if self.uri in self.given_up:
+                raise TrackingUnavailable(self.gave_up())
+            try:
+                return method(*args, **kwargs)
+            except MlflowException as err:
+                if not no_answer(err):
+                    raise
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self.patience_s
+                    log.warning("the MLflow tracking server at %s does not answer; waiting up to %.0f s for it",
+                                self.uri, self.patience_s)
+                if now >= deadline:
+                    self.given_up.add(self.uri)
+                    raise TrackingUnavailable(self.gave_up()) from None
+                time.sleep(min(wait, deadline - now))
+                wait = min(wait * 2, 10.0)
+
+    def gave_up(self) -> str:
+        return f"the MLflow tracking server at {self.uri} stopped answering and was not back within " \
+               f"{self.patience_s:.0f} s (mlflow.server_patience_s)"
+
+
+def no_answer(err: MlflowException) -> bool:
+    """Whether err says the server did not answer (refused, reset, timed out, 5xx), not that it refused the call."""
+    text = str(err)
+    return text.startswith("API request to") and (" failed with exception" in text or "timeout" in text)
+
+
 def open_experiment(tracking_uri: str, experiment: str, option: str = "--tracking-uri") -> Tracking:
     """A client and the id of an existing experiment, for commands that read runs: unlike connect,
     it never creates a store or an experiment, so a typo leaves nothing behind; LookupError otherwise."""
-    check_reachable(tracking_uri, option)
     if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).exists():
         raise LookupError(f"no MLflow store at {tracking_uri}; run a sweep first, or set {option}")
+    check_store(tracking_uri, option)
     client = MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         names = ", ".join(sorted(e.name for e in client.search_experiments())) or "none yet"
         raise LookupError(f"no experiment {experiment!r} at {tracking_uri}; experiments there: {names}")
     return Tracking(client, found.experiment_id)
-
-
-def check_reachable(uri: str, option: str = "mlflow.tracking_uri") -> None:
-    """LookupError in one line if uri is a tracking server that does not answer now.
-
-    Asked once with a short timeout, since MLflow's client retries a dead server for minutes.
-    """
-    if not uri.startswith(("http://", "https://")):
-        return
-    import requests
-
-    try:
-        requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
-    except requests.RequestException as err:
-        raise LookupError(f"cannot reach the MLflow tracking server at {uri} ({type(err).__name__}); start it, "
-                          f"or set {option}") from None
 
 
 def get_or_create(client: MlflowClient, experiment: str, artifact_location: str | None) -> Tracking:
@@ -143,8 +195,9 @@ class RunLog:
 
     @classmethod
     def create(cls, client: MlflowClient, experiment_id: str, name: str, tags: dict) -> "RunLog":
-        tags = {**git_state(), **tags}
+        tags = {**git_state(), **owner_tags(), **tags}
         run = client.create_run(experiment_id, run_name=name, tags={k: str(v) for k, v in tags.items()})
+        Heartbeat.add(getattr(client, "raw", client), run.info.run_id)
         return cls(client, run.info.run_id)
 
     def params(self, params: dict) -> None:
@@ -157,12 +210,14 @@ class RunLog:
 
     def metrics(self, values: dict, step: int = 0) -> None:
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()])
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()],
+                              tags=[RunTag(HEARTBEAT, f"{now / 1000:.0f}")])  # a sign of life, in the same call
 
     def artifacts(self, folder: Path) -> None:
         self.client.log_artifacts(self.run_id, str(folder))
 
     def end(self, status: str) -> None:
+        Heartbeat.remove(self.run_id)
         self.client.set_terminated(self.run_id, status)
 
 
@@ -186,28 +241,42 @@ def tracked_run(tracking: Tracking, name: str, tags: dict, error_dir: Path) -> I
     The body completes: run.outcome (FINISHED unless it set FAILED). An exception: FAILED, with
     error.type and error.message tags and the traceback as error.txt (kept in error_dir too).
     KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one) and other BaseExceptions: KILLED.
+    A full disk: what the body wrote to error_dir is removed first, so that the store can record
+    the end. A tracking server that is gone cannot be told anything: the run is left for the
+    next sweep to close (experiments.liveness).
     """
     run = RunLog.create(tracking.client, tracking.experiment_id, name, tags)
     status = "KILLED"
     try:
         yield run
         status = run.outcome
+    except TrackingUnavailable:
+        status = None
+        raise
     except Exception as err:
         status = "FAILED"
-        record_failure(run, err, error_dir)
+        if disk_full(err):
+            shutil.rmtree(error_dir, ignore_errors=True)  # partial outputs of a failed run: room for the store
+        record_failure(run, err, None if disk_full(err) else error_dir)
         raise
     finally:
-        run.end(status)
+        if status is not None:
+            run.end(status)
 
 
-def record_failure(run: RunLog, err: Exception, error_dir: Path) -> None:
-    """Tag run with the error and keep the traceback as an artifact, as far as that is possible
-    (a failure here must not hide the error itself)."""
+def disk_full(err: BaseException) -> bool:
+    return getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in str(err)
+
+
+def record_failure(run: RunLog, err: Exception, error_dir: Path | None) -> None:
+    """Tag run with the error and keep the traceback as an artifact (error_dir None: tags only), as far
+    as that is possible (a failure here must not hide the error itself)."""
     message = " ".join(str(err).split()) or type(err).__name__
     try:
         run.tags({"error.type": type(err).__name__, "error.message": message[:5000]})
-        error_dir.mkdir(parents=True, exist_ok=True)
-        (error_dir / "error.txt").write_text("".join(traceback.format_exception(err)))
-        run.client.log_artifact(run.run_id, str(error_dir / "error.txt"))
+        if error_dir is not None:
+            error_dir.mkdir(parents=True, exist_ok=True)
+            (error_dir / "error.txt").write_text("".join(traceback.format_exception(err)))
+            run.client.log_artifact(run.run_id, str(error_dir / "error.txt"))
     except Exception as also:
         log.warning("could not record the error of run %s: %s", run.run_id, " ".join(str(also).split())[:300])

@@ -8,7 +8,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import math
 import numbers
+import os
+import tempfile
+from pathlib import Path
 
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -17,11 +21,11 @@ from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lenet.data import check_data, ensure_available
+from lenet.data import check_data, check_val_fraction, ensure_available, training_samples
 from lenet.engine import check_trainer, resolve_device
 
 from .config import CONF_DIR, compose, register_resolvers
-from .tracking import check_reachable
+from .tracking import check_store
 
 PROGRESS = ("auto", "bar", "lines")
 EXTRAS = {"joblib": "parallel", "submitit_local": "slurm", "submitit_slurm": "slurm", "optuna": "hpo"}
@@ -116,8 +120,8 @@ def unknown_key_message(key: str) -> str:
 def check_values(cfg: DictConfig) -> None:
     """The values a job would fail on, checked without training anything."""
     lr = cfg.optim.get("lr")
-    if not isinstance(lr, numbers.Real) or isinstance(lr, bool) or lr <= 0:
-        raise BadInput(f"optim.lr {lr!r} must be a number > 0")
+    if not isinstance(lr, numbers.Real) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
+        raise BadInput(f"optim.lr {lr!r} must be a finite number > 0")
     for key in ("epochs", "batch_size"):
         value = cfg.trainer[key]
         if not isinstance(value, int) or isinstance(value, bool):
@@ -126,12 +130,18 @@ def check_values(cfg: DictConfig) -> None:
         raise BadInput(f"unknown trainer.progress {cfg.trainer.progress!r}; choose one of: {', '.join(PROGRESS)}")
     if not isinstance(cfg.seed, int):
         raise BadInput(f"seed {cfg.seed!r} must be a whole number")
+    for key in ("server_patience_s", "heartbeat_timeout_s"):
+        value = cfg.mlflow[key]
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+            raise BadInput(f"mlflow.{key} {value!r} must be a number of seconds > 0")
+    if not isinstance(cfg.mlflow.experiment, str) or not cfg.mlflow.experiment.strip():
+        raise BadInput(f"mlflow.experiment {cfg.mlflow.experiment!r} must be a non-empty name")
     try:
         check_trainer(cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.compile)
         resolve_device(cfg.device)
         net = instantiate(cfg.model)
         instantiate(cfg.optim, _convert_="all")(net.parameters())
-        check_data(**{k: cfg.data[k] for k in ("name", "fit_to_input", "normalize", "val_fraction")})
+        check_data(**{k: cfg.data[k] for k in ("name", "fit_to_input", "normalize", "val_fraction", "mean", "std")})
     except Exception as err:  # Hydra wraps what the target raised: report the target's own words
         cause = err.__cause__ or err
         raise BadInput(" ".join(str(cause).split()) or type(cause).__name__) from None
@@ -142,21 +152,61 @@ def check_command(argv: list[str]) -> list[DictConfig]:
     jobs = job_overrides(argv)
     if jobs is None:
         return []
-    seen_data, seen_uris, configs = set(), set(), []
-    for overrides in jobs:
-        cfg = checked_config(overrides)
-        configs.append(cfg)
-        data = (cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.get("mirror"), cfg.data.get("cache_dir"))
-        if data not in seen_data:  # missing files, failed download, corrupt IDX: found once, up front
-            seen_data.add(data)
-            try:
-                ensure_available(*data)
-            except (RuntimeError, ValueError) as err:
-                raise BadInput(str(err)) from None
-        if cfg.mlflow.tracking_uri not in seen_uris:
-            seen_uris.add(cfg.mlflow.tracking_uri)
-            try:
-                check_reachable(cfg.mlflow.tracking_uri)
-            except LookupError as err:
-                raise BadInput(str(err)) from None
+    configs = [checked_config(overrides) for overrides in jobs]
+    # What jobs share (output places, datasets, stores) is checked once each, in that order.
+    checks = [(lambda cfg: str(cfg.runs_dir), lambda cfg: check_writable(cfg.runs_dir, "runs_dir")),
+              (lambda cfg: data_identity(cfg), check_dataset),
+              (lambda cfg: cfg.mlflow.tracking_uri, lambda cfg: check_store(cfg.mlflow.tracking_uri))]
+    for key, check in checks:
+        seen = set()
+        for cfg in configs:
+            if key(cfg) not in seen:
+                seen.add(key(cfg))
+                try:
+                    check(cfg)
+                except (LookupError, RuntimeError, ValueError, OSError) as err:
+                    raise BadInput(" ".join(str(err).split())) from None
     return configs
+
+
+def data_identity(cfg: DictConfig) -> tuple:
+    return (cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.get("mirror"), cfg.data.get("cache_dir"),
+            cfg.data.val_fraction)
+
+
+def check_dataset(cfg: DictConfig) -> None:
+    """Missing files, a failed download, corrupt IDX, or a split that leaves nothing to train on."""
+    d = cfg.data
+    ensure_available(d.name, d.root, d.download, d.get("mirror"), d.get("cache_dir"))
+    check_val_fraction(d.val_fraction, training_samples(d.name, d.root))
+
+
+def check_writable(path: str, key: str) -> None:
+    """ValueError unless path is a directory this process can write in, or could create: creates nothing."""
+    target = Path(path)
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise ValueError(f"{key} {path} cannot be created: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK) or not can_make_dir(existing):
+        why = "the file system is read-only" if read_only(existing) else "no permission to write"
+        raise ValueError(f"{key} {path} cannot be {'written' if existing == target else 'created'}: {why} "
+                         f"in {existing}")
+
+
+def can_make_dir(folder: Path) -> bool:
+    """Whether a directory can be made in folder, found by making one and removing it at once
+    (os.access says yes to root in /proc and the like)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".lenet-probe-", dir=folder))
+    except OSError:
+        return False
+    return True
+
+
+def read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False

@@ -1,10 +1,12 @@
 """Datasets as whole tensors: decoded and transformed once, never per sample in the training loop."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
-import os
+import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +14,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .atomic import atomic_write
 from .model import choose
+
+log = logging.getLogger(__name__)
 
 # Names of torchvision's classes for the datasets it downloads (also their folders under the
 # root); mnist5k is the embedded default. torchvision is imported only when one is decoded: a
@@ -150,16 +155,42 @@ def verified_marker(cache_dir: Path, name: str, root: Path) -> Path:
     return cache_dir / f"{name}-decoded-{digest}.ok"
 
 
-def check_data(name: str, fit_to_input: str, normalize: str, val_fraction: float) -> None:
+def check_data(name: str, fit_to_input: str, normalize: str, val_fraction: float, mean: float = 0.0,
+               std: float = 1.0) -> None:
     choose("dataset", name, DATASETS)
     choose("fit_to_input", fit_to_input, FIT_TO_INPUT)
     choose("normalize", normalize, NORMALIZE)
     check_val_fraction(val_fraction)
+    if normalize == "mean_std":
+        for key, value in (("mean", mean), ("std", std)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"data.{key} {value!r} must be a finite number")
+        if std <= 0:
+            raise ValueError(f"data.std {std!r} must be > 0 (images are divided by it)")
 
 
-def check_val_fraction(val_fraction) -> None:
+def check_val_fraction(val_fraction, n_train: int | None = None) -> None:
+    """val_fraction in [0, 1), and, given the training set's size, leaving at least one sample to train on."""
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
         raise ValueError(f"data.val_fraction {val_fraction!r} is outside [0, 1)")
+    if n_train is not None and validation_size(n_train, val_fraction) >= n_train:
+        largest = math.floor((n_train - 1) / n_train * 1e4) / 1e4  # holds out at most n_train - 1
+        raise ValueError(f"data.val_fraction {val_fraction!r} leaves none of the {n_train} training samples to "
+                         f"train on; use at most {largest}")
+
+
+def validation_size(n_train: int, val_fraction: float) -> int:
+    return int(round(n_train * val_fraction))
+
+
+def training_samples(name: str, root: str | Path) -> int:
+    """How many training samples the dataset has, read from its files' headers (no decoding)."""
+    choose("dataset", name, DATASETS)
+    if name == "mnist5k":
+        return 5000 - MNIST5K_TEST
+    labels = Path(root) / TORCHVISION_DATASETS[name] / "raw" / "train-labels-idx1-ubyte"
+    with open(labels, "rb") as f:
+        return int.from_bytes(f.read(8)[4:8], "big")  # IDX: magic, then the item count
 
 
 def to_input_geometry(images: torch.Tensor, size: int, how: str) -> torch.Tensor:
@@ -186,8 +217,8 @@ def standardize(x: torch.Tensor, how: str, mean: float, std: float) -> torch.Ten
 
 def split_validation(images, labels, val_fraction: float, seed: int):
     """Take a deterministic val_fraction of the training set (same seed, same split)."""
-    check_val_fraction(val_fraction)
-    n_val = int(round(len(labels) * val_fraction))
+    check_val_fraction(val_fraction, len(labels))
+    n_val = validation_size(len(labels), val_fraction)
     if n_val == 0:
         return Split(images, labels), None
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
@@ -214,7 +245,7 @@ def prepare(
     With cache_dir, the decoded and transformed tensors are kept on disk per dataset x geometry x
     normalisation, so every later run (every job of a sweep) starts from them.
     """
-    check_data(name, fit_to_input, normalize, val_fraction)
+    check_data(name, fit_to_input, normalize, val_fraction, mean, std)
 
     def build() -> dict:
         raw = load_raw(name, root, download, mirror)
@@ -232,7 +263,8 @@ def prepare(
         tensors = build()
     else:
         tensors = cached(Path(cache_dir), key, build)
-        verified_marker(Path(cache_dir), name, Path(root)).touch()
+        with contextlib.suppress(OSError):  # only spares a later check a decode; the run needs none
+            verified_marker(Path(cache_dir), name, Path(root)).touch()
     train, val = split_validation(tensors["train_images"], tensors["train_labels"], val_fraction, seed)
     return Data(train, val, Split(tensors["test_images"], tensors["test_labels"]), list(tensors["classes"]))
 
@@ -247,17 +279,43 @@ def source_fingerprint(name: str, root: Path) -> str:
 
 
 def cached(cache_dir: Path, key: dict, build) -> dict:
-    """build() once per key; later calls load the saved tensors (memory-mapped, so it is fast)."""
+    """build() once per key; later calls load the saved tensors (memory-mapped, so it is fast).
+
+    A cache file that cannot serve as the dataset (truncated, foreign, other contents) is rebuilt;
+    one that cannot be written (a full disk, no permission) is skipped with a warning: the run
+    goes on from the tensors just built.
+    """
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     path = cache_dir / f"{key['name']}-{key['size']}px-{key['fit']}-{key['norm']}-{digest}.pt"
     if path.exists():
         try:
-            return torch.load(path, mmap=True, weights_only=True)
-        except Exception:  # a truncated or foreign file: rebuild it
-            pass
+            tensors = torch.load(path, mmap=True, weights_only=True)
+        except Exception:  # truncated, or not a torch file
+            tensors = None
+        if usable_cache(tensors, key["size"]):
+            return tensors
     tensors = build()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save(tensors, tmp)
-    os.replace(tmp, path)  # atomic: concurrent jobs never read half a file
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: torch.save(tensors, tmp))  # concurrent jobs never read half a file
+    except OSError as err:
+        log.warning("dataset cache not written (%s: %s); going on without it", path, err.strerror or err)
     return tensors
+
+
+CACHE_KEYS = ("train_images", "train_labels", "test_images", "test_labels", "classes")
+
+
+def usable_cache(tensors, size: int) -> bool:
+    """Whether a loaded cache file holds what build() makes: images (N, 1, size, size) with N labels."""
+    if not isinstance(tensors, dict) or any(k not in tensors for k in CACHE_KEYS):
+        return False
+    for split in ("train", "test"):
+        images, labels = tensors[f"{split}_images"], tensors[f"{split}_labels"]
+        if not (isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor)):
+            return False
+        if images.dtype != torch.float32 or tuple(images.shape[1:]) != (1, size, size):
+            return False
+        if labels.dtype != torch.int64 or labels.shape != (len(images),) or len(images) == 0:
+            return False
+    return isinstance(tensors["classes"], list) and len(tensors["classes"]) > int(tensors["train_labels"].max())

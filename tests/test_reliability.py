@@ -89,8 +89,23 @@ def test_an_interrupted_sweep_ends_killed_and_a_rerun_resumes_it(runs_dir, sig):
     (["-m", "optim=sgd,rmsprop"], "unknown optim 'rmsprop'; choose one of: adam, sgd"),
     (["data=cifar10"], "unknown data 'cifar10'; choose one of: fashion_mnist, mnist, mnist5k"),
     (["trainer.epoch=3"], "unknown key 'trainer.epoch'; keys under trainer: epochs, batch_size"),
-    (["optim.lr=0"], "optim.lr 0 must be a number > 0"),
-    (["-m", "optim.lr=0.1,-0.1"], "optim.lr -0.1 must be a number > 0"),
+    (["optim.lr=0"], "optim.lr 0 must be a finite number > 0"),
+    (["-m", "optim.lr=0.1,-0.1"], "optim.lr -0.1 must be a finite number > 0"),
+    (["optim.lr=inf"], "optim.lr inf must be a finite number > 0"),
+    (["optim.lr=1e400"], "optim.lr inf must be a finite number > 0"),
+    (["data.val_fraction=0.9999"], "data.val_fraction 0.9999 leaves none of the 4000 training samples to train on; "
+                                   "use at most 0.9997"),
+    (["data.normalize=mean_std", "data.std=0"], "data.std 0 must be > 0 (images are divided by it)"),
+    (["data.normalize=mean_std", "data.mean=nan"], "data.mean nan must be a finite number"),
+    (["runs_dir=/etc/hostname/runs"], "runs_dir /etc/hostname/runs cannot be created: /etc/hostname is a file, not a "
+                                      "directory"),
+    (["runs_dir=/proc/1/runs"], "runs_dir /proc/1/runs cannot be created: no permission to write in /proc/1"),
+    (["mlflow.tracking_uri=file:///tmp/mlruns"], "mlflow.tracking_uri 'file:///tmp/mlruns' is not a tracking store "
+                                                 "this harness can use; MLflow 3 keeps no runs in a file store"),
+    (["mlflow.tracking_uri=postgresql://me@127.0.0.1/mlflow"], "its database driver is not installed (No module named "
+                                                               "'psycopg'); pip install -e '.[postgres]'"),
+    (["mlflow.experiment="], "mlflow.experiment '' must be a non-empty name"),
+    (["mlflow.server_patience_s=0"], "mlflow.server_patience_s 0 must be a number of seconds > 0"),
     (["trainer.epochs=0"], "trainer.epochs 0 must be >= 1"),
     (["trainer.batch_size=0"], "trainer.batch_size 0 must be >= 1"),
     (["data.val_fraction=1.0"], "data.val_fraction 1.0 is outside [0, 1)"),
@@ -142,7 +157,7 @@ def test_bad_input_exits_non_zero_and_leaves_the_store_untouched(runs_dir, monke
     with pytest.raises(SystemExit) as exit_code:
         run_command.cli()
     assert exit_code.value.code == 2
-    assert capsys.readouterr().err.strip() == "error: optim.lr -1 must be a number > 0"
+    assert capsys.readouterr().err.strip() == "error: optim.lr -1 must be a finite number > 0"
     assert hashlib.sha256(store.read_bytes()).hexdigest() == before
     assert len(runs(runs_dir)[1]) == 1 and not runs(runs_dir, "sweep")[1]
     assert export.main(["--tracking-uri", f"sqlite:///{store}", "--experiment", "lenet-sweep"]) == 1

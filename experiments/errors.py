@@ -1,0 +1,30 @@
+"""How the commands say what went wrong: one line a user can act on."""
+from __future__ import annotations
+
+import errno
+
+DISK_ERRORS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+               errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+               errno.EROFS: "read-only file system"}
+
+
+class Abort(BaseException):
+    """Stop the whole command now with this one line (and exit code), past Hydra's per-job handling.
+
+    A BaseException, as KeyboardInterrupt is: Hydra records a job's Exception and goes on to the
+    next job, which is right for a bug in one config and wrong when nothing can work (the tracking
+    server is gone, the disk is full).
+    """
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def one_line(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.errno in DISK_ERRORS and err.filename:
+        return f"{DISK_ERRORS[err.errno]} writing {err.filename}"
+    text = " ".join(str(err).split())
+    if "database or disk is full" in text:
+        return "no space left on device for the MLflow store (database or disk is full)"
+    return text if isinstance(err, (ValueError, RuntimeError)) and text else f"{type(err).__name__}: {text}"
