@@ -50,6 +50,8 @@ def cells(table: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
 
 
 def groupby(table: pd.DataFrame, factors: list[str]):
+    if table.empty:
+        return []
     if not factors:
         return [((), table)]
     return [(v if isinstance(v, tuple) else (v,), g) for v, g in table.groupby(factors, sort=True, dropna=False)]
@@ -112,6 +114,8 @@ def curve_bands(histories: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """cell -> per-epoch mean and 95% CI across its runs; histories: cell -> (epoch x run) values."""
     bands = {}
     for cell, frame in histories.items():
+        if frame.empty:  # its finished runs logged no such metric
+            continue
         rows = [{"epoch": epoch, **vars(stats.mean_ci(values.dropna()))} for epoch, values in frame.iterrows()]
         bands[cell] = pd.DataFrame(rows)
     return bands

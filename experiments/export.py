@@ -243,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_writable(str(args.out), "--out")
         export(args)
+    except (KeyError, IndexError):  # a bug, not a user's mistake: its traceback helps
+        raise
     except (LookupError, ValueError, OSError) as err:
         print(f"error: {one_line(err) if isinstance(err, OSError) else err}", file=sys.stderr)
         return 1

@@ -109,6 +109,7 @@ class PatientClient:
             except MlflowException as err:
                 if not no_answer(err):
                     raise
+                log.debug("%s: %s", getattr(method, "__name__", method), " ".join(str(err).split())[:300])
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + self.patience_s

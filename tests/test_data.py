@@ -107,6 +107,32 @@ def test_a_corrupt_cache_file_is_rebuilt(idx_root, tmp_path):
     assert cache_file.stat().st_size > 100_000
 
 
+@pytest.mark.parametrize("contents", [
+    {"something": torch.zeros(3)},  # a valid torch file that is not a dataset
+    {"train_images": torch.zeros(5, 1, 28, 28), "train_labels": torch.zeros(4, dtype=torch.long),
+     "test_images": torch.zeros(2, 1, 28, 28), "test_labels": torch.zeros(2, dtype=torch.long), "classes": ["0"]},
+    {"train_images": torch.zeros(5, 1, 32, 32), "train_labels": torch.zeros(5, dtype=torch.long),  # other geometry
+     "test_images": torch.zeros(2, 1, 32, 32), "test_labels": torch.zeros(2, dtype=torch.long), "classes": ["0"]},
+    [1, 2, 3],
+])
+def test_a_cache_file_with_other_contents_is_rebuilt(idx_root, tmp_path, contents):
+    kw = dict(name="mnist", input_size=28, root=idx_root, download=False, cache_dir=tmp_path)
+    good = prepare(**kw)
+    (cache_file,) = tmp_path.glob("*.pt")
+    torch.save(contents, cache_file)
+    assert torch.equal(prepare(**kw).train.images, good.train.images)
+    assert len(torch.load(cache_file, weights_only=True)["train_labels"]) == 200  # rewritten whole
+
+
+def test_a_cache_that_cannot_be_written_is_skipped_and_leaves_nothing(idx_root, tmp_path, caplog):
+    kw = dict(name="mnist", input_size=28, root=idx_root, download=False)
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder would go")
+    data = prepare(**kw, cache_dir=blocked)
+    assert len(data.train) == 200 and "dataset cache not written" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
 def test_changed_source_files_invalidate_the_cache(tmp_path):
     from .idx import write_dataset
 

@@ -1,13 +1,8 @@
 """The same sweep command with other launchers, a sweeper and a tracking server: one parent, one child per job."""
-import os
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
-import requests
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
@@ -16,6 +11,7 @@ from experiments.config import CONF_DIR, PROJECT_ROOT, register_resolvers
 from experiments.validate import BadInput, compose_job
 
 from .jobs import job_runs
+from .servers import MlflowServer
 
 
 def run(*args):
@@ -90,35 +86,12 @@ def test_eight_jobs_four_at_a_time_lose_nothing(runs_dir):
     assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parent.info.run_id}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def tracking_server(tmp_path):
     """A real `mlflow server` on a free loopback port: sqlite backend, artifacts served by the server."""
-    port = free_port()
-    mlflow = Path(sys.executable).with_name("mlflow")
-    server = subprocess.Popen(
-        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "store")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{uri}/health", timeout=1).ok:
-                break
-        except requests.RequestException:
-            time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail("mlflow server did not start within 60 s")
-    yield uri, tmp_path / "store"
-    os.killpg(server.pid, 15)
-    server.wait(timeout=30)
+    server = MlflowServer(tmp_path).start()
+    yield server.uri, server.artifacts
+    server.stop()
 
 
 @pytest.mark.slow

@@ -1,40 +1,16 @@
-"""Faults injected into real sweeps: failures, divergence, interrupts, resume, bad input, concurrency."""
-import hashlib
-import os
-import signal
+"""Faults injected into real sweeps: divergence, concurrent sweeps and stores, a full disk."""
+import shutil
+import sqlite3
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
-from experiments import bench, export, inspect
-from experiments import run as run_command
+from experiments import export
 from experiments.config import PROJECT_ROOT
-from experiments.job import run_job
-from experiments.tracking import connect
-from experiments.validate import BadInput, check_command
 
-from .idx import FILES, write_dataset
-from .jobs import job_config
-
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
-
-
-def run(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          timeout=300, env=ENV)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def runs(runs_dir, role="job"):
-    client = MlflowClient(f"sqlite:///{runs_dir}/mlflow.db")
-    experiment = client.get_experiment_by_name("lenet-sweeps")
-    found = client.search_runs([experiment.experiment_id], max_results=1000)
-    return client, [r for r in found if r.data.tags.get("lenet.role") == role]
+from .commands import ENV, run, runs
 
 
 @pytest.mark.slow
@@ -59,128 +35,27 @@ def test_divergence_stops_the_run_marks_it_and_the_sweep_goes_on(runs_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_an_interrupted_sweep_ends_killed_and_a_rerun_resumes_it(runs_dir, sig):
-    command = [sys.executable, "-m", "experiments.run", "-m", "model=classic,d2l", "trainer.epochs=12",
-               "trainer.progress=lines", f"runs_dir={runs_dir}"]
-    # As from a terminal: a shell's background job (CI may be one) starts with SIGINT ignored.
-    proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=ENV, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    for line in proc.stdout:
-        if "epoch 1/12" in line:
-            proc.send_signal(sig)
-            break
-    proc.communicate(timeout=120)
-    assert proc.returncode != 0
-    _, jobs = runs(runs_dir)
-    (parent,) = runs(runs_dir, "sweep")[1]
-    assert [r.info.status for r in jobs] == ["KILLED"] and parent.info.status == "KILLED"
-
-    again = run(*command[2:])
-    assert "Resuming sweep" in again.stdout + again.stderr
-    _, jobs = runs(runs_dir)
-    assert sorted(r.info.status for r in jobs) == ["FINISHED", "FINISHED", "KILLED"]
-    (parent,) = runs(runs_dir, "sweep")[1]
-    assert parent.info.status == "FINISHED"
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["model=lenet7"], "unknown model 'lenet7'; choose one of: classic, d2l"),
-    (["-m", "optim=sgd,rmsprop"], "unknown optim 'rmsprop'; choose one of: adam, sgd"),
-    (["data=cifar10"], "unknown data 'cifar10'; choose one of: fashion_mnist, mnist, mnist5k"),
-    (["trainer.epoch=3"], "unknown key 'trainer.epoch'; keys under trainer: epochs, batch_size"),
-    (["optim.lr=0"], "optim.lr 0 must be a finite number > 0"),
-    (["-m", "optim.lr=0.1,-0.1"], "optim.lr -0.1 must be a finite number > 0"),
-    (["optim.lr=inf"], "optim.lr inf must be a finite number > 0"),
-    (["optim.lr=1e400"], "optim.lr inf must be a finite number > 0"),
-    (["data.val_fraction=0.9999"], "data.val_fraction 0.9999 leaves none of the 4000 training samples to train on; "
-                                   "use at most 0.9997"),
-    (["data.normalize=mean_std", "data.std=0"], "data.std 0 must be > 0 (images are divided by it)"),
-    (["data.normalize=mean_std", "data.mean=nan"], "data.mean nan must be a finite number"),
-    (["runs_dir=/etc/hostname/runs"], "runs_dir /etc/hostname/runs cannot be created: /etc/hostname is a file, not a "
-                                      "directory"),
-    (["runs_dir=/proc/1/runs"], "runs_dir /proc/1/runs cannot be created: no permission to write in /proc/1"),
-    (["mlflow.tracking_uri=file:///tmp/mlruns"], "mlflow.tracking_uri 'file:///tmp/mlruns' is not a tracking store "
-                                                 "this harness can use; MLflow 3 keeps no runs in a file store"),
-    (["mlflow.tracking_uri=postgresql://me@127.0.0.1/mlflow"], "its database driver is not installed (No module named "
-                                                               "'psycopg'); pip install -e '.[postgres]'"),
-    (["mlflow.experiment="], "mlflow.experiment '' must be a non-empty name"),
-    (["mlflow.server_patience_s=0"], "mlflow.server_patience_s 0 must be a number of seconds > 0"),
-    (["trainer.epochs=0"], "trainer.epochs 0 must be >= 1"),
-    (["trainer.batch_size=0"], "trainer.batch_size 0 must be >= 1"),
-    (["data.val_fraction=1.0"], "data.val_fraction 1.0 is outside [0, 1)"),
-    (["data.val_fraction=-0.2"], "data.val_fraction -0.2 is outside [0, 1)"),
-    (["model.activation=swish"], "unknown activation 'swish'; choose one of: sigmoid, tanh, relu"),
-    (["model.pool=min"], "unknown pool 'min'; choose one of: avg, max"),
-    (["mlflow.tracking_uri=http://127.0.0.1:9"], "cannot reach the MLflow tracking server at http://127.0.0.1:9"),
-])
-def test_bad_input_is_one_line_naming_the_value(argv, message):
-    with pytest.raises(BadInput) as err:
-        check_command(argv)
-    assert message in str(err.value) and "\n" not in str(err.value)
-
-
-@pytest.mark.parametrize("command, argv, message", [
-    (inspect, ["model=lenet7"], "unknown model 'lenet7'; choose one of: classic, d2l"),
-    (inspect, ["model=d2l", "model.activation=swish"], "unknown activation 'swish'; choose one of: sigmoid, tanh"),
-    (bench, ["model.pool=min"], "unknown pool 'min'; choose one of: avg, max"),
-    (bench, ["--sweep", "optim=sgd,rmsprop"], "unknown optim 'rmsprop'; choose one of: adam, sgd"),
-])
-def test_inspect_and_bench_check_their_overrides_as_the_run_command_does(capsys, command, argv, message):
-    assert command.main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(f"error: {message}") and err.count("\n") == 1
-
-
-def test_missing_dataset_offline_is_named_before_anything_runs(tmp_path):
-    with pytest.raises(BadInput, match=f"mnist not found in {tmp_path}/MNIST/raw and data.download=false"):
-        check_command(["data=mnist", f"data.root={tmp_path}", "data.download=false"])
-
-
-@pytest.mark.parametrize("damage", ["truncate", "garbage"])
-def test_corrupt_idx_files_are_named(tmp_path, damage):
-    root = write_dataset(tmp_path, "FashionMNIST")
-    images = root / "FashionMNIST" / "raw" / FILES["train", "images"]
-    data = images.read_bytes()
-    images.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x01\x02\x03\x04" + data[4:])
-    with pytest.raises(BadInput, match="fashion_mnist files in .* could not be read"):
-        check_command(["data=fashion_mnist", f"data.root={root}", "data.download=false"])
-
-
-def test_bad_input_exits_non_zero_and_leaves_the_store_untouched(runs_dir, monkeypatch, capsys):
-    cfg, choices = job_config(runs_dir)
-    run_job(cfg, connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment), "first", {"lenet.role": "job"},
-            runs_dir / "out", choices)
-    store = runs_dir / "mlflow.db"
-    before = hashlib.sha256(store.read_bytes()).hexdigest()
-    monkeypatch.setattr(sys, "argv", ["run", "-m", "model=classic,d2l", "optim.lr=-1", f"runs_dir={runs_dir}"])
-    with pytest.raises(SystemExit) as exit_code:
-        run_command.cli()
-    assert exit_code.value.code == 2
-    assert capsys.readouterr().err.strip() == "error: optim.lr -1 must be a finite number > 0"
-    assert hashlib.sha256(store.read_bytes()).hexdigest() == before
-    assert len(runs(runs_dir)[1]) == 1 and not runs(runs_dir, "sweep")[1]
-    assert export.main(["--tracking-uri", f"sqlite:///{store}", "--experiment", "lenet-sweep"]) == 1
-    assert capsys.readouterr().err.strip() == f"error: no experiment 'lenet-sweep' at sqlite:///{store}; " \
-                                              "experiments there: Default, lenet-sweeps"
-    assert hashlib.sha256(store.read_bytes()).hexdigest() == before  # the typo made no experiment
-    assert export.main(["--tracking-uri", f"sqlite:///{store}", "--filter", "params.model == classic"]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert err.startswith("error: bad --filter 'params.model == classic': Parameter value is either not quoted")
-
-
-@pytest.mark.parametrize("uri, message", [
-    ("sqlite:///{tmp}/mlflow.db",
-     "no MLflow store at sqlite:///{tmp}/mlflow.db; run a sweep first, or set --tracking-uri"),
-    ("http://127.0.0.1:9", "cannot reach the MLflow tracking server at http://127.0.0.1:9 (ConnectionError); start "
-                           "it, or set --tracking-uri"),
-])
-def test_export_from_a_missing_store_or_server_is_one_line_and_creates_nothing(tmp_path, capsys, uri, message):
-    # MLflow's own client would create an empty store here, or retry the dead server for minutes.
-    assert export.main(["--tracking-uri", uri.format(tmp=tmp_path), "--out", str(tmp_path / "out")]) == 1
-    assert capsys.readouterr().err == f"error: {message.format(tmp=tmp_path)}\n"
-    assert not any(tmp_path.iterdir())
+def test_sweeps_started_at_once_keep_apart_and_the_same_sweep_runs_once(runs_dir):
+    first, second = ["-m", "model=classic,d2l", "seed=0"], ["-m", "model=classic,d2l", "seed=1"]
+    procs = [subprocess.Popen([sys.executable, "-m", "experiments.run", *argv, "trainer.epochs=1",
+                               f"runs_dir={runs_dir}"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=ENV) for argv in (first, second, first)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert codes[1] == 0 and sorted([codes[0], codes[2]]) == [0, 1], outputs
+    refused = outputs[0][1] if codes[0] else outputs[2][1]
+    assert refused.startswith("error: this sweep is already running against sqlite:///") and \
+        refused.count("\n") == 1
+    client, jobs = runs(runs_dir)
+    parents = runs(runs_dir, "sweep")[1]
+    assert len(parents) == 2 and len({p.data.tags["hydra.sweep_dir"] for p in parents}) == 2
+    for parent in parents:
+        children = [j for j in jobs if j.data.tags["mlflow.parentRunId"] == parent.info.run_id]
+        seed = parent.data.tags["hydra.overrides"].split("seed=")[1][0]
+        assert len(children) == 2 and {c.data.params["seed"] for c in children} == {seed}
+        assert {c.info.status for c in children} == {"FINISHED"}
+        assert parent.info.status == "FINISHED"
+    assert len({j.data.tags["lenet.config_hash"] for j in jobs}) == len(jobs) == 4  # nothing trained twice
 
 
 OPEN_AND_RUN = """
@@ -202,3 +77,42 @@ def test_processes_opening_a_new_store_at_once_do_not_race(tmp_path):
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
     assert sorted(r.info.status for r in runs(tmp_path)[1]) == ["FINISHED"] * 4
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB tmpfs (the store takes ~1 MB of it), unmounted afterwards; skipped where mounting is not allowed."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {made.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_line_leaves_nothing_running_and_a_rerun_resumes(small_disk, empty_store, tmp_path):
+    shutil.copy(empty_store, small_disk / "mlflow.db")
+    command = ["experiments.run", "-m", "model=classic,d2l", "trainer.epochs=1", f"runs_dir={small_disk}",
+               f"data.cache_dir={tmp_path / 'cache'}"]
+    proc = run(*command, check=False)
+    printed = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in printed, printed
+    (error,) = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert "no space left on device" in error and str(small_disk) in error, error
+    assert not list(small_disk.rglob("*.tmp"))
+    with sqlite3.connect(small_disk / "mlflow.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    _, jobs = runs(small_disk)
+    assert jobs and "RUNNING" not in {r.info.status for r in jobs + runs(small_disk, "sweep")[1]}
+    assert {r.info.status for r in jobs} <= {"FINISHED", "FAILED"}
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # space freed
+    again = run(*command)
+    assert "Resuming sweep" in again.stdout + again.stderr
+    _, jobs = runs(small_disk)
+    assert sorted({r.data.params["model"] for r in jobs if r.info.status == "FINISHED"}) == ["classic", "d2l"]
+    (parent,) = runs(small_disk, "sweep")[1]
+    assert parent.info.status == "FINISHED"

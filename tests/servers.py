@@ -1,0 +1,57 @@
+"""Real services for tests, on loopback: an MLflow tracking server that can be stopped and started again."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MlflowServer:
+    """`mlflow server` on a free loopback port, artifacts served by the server; the backend store
+    (sqlite in folder by default, or any database URI) outlives stop() and start()."""
+
+    def __init__(self, folder: Path, backend: str | None = None):
+        self.folder, self.port = folder, free_port()
+        self.backend = backend or f"sqlite:///{folder}/server.db"
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.artifacts = folder / "store"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90) -> MlflowServer:
+        mlflow = Path(sys.executable).with_name("mlflow")
+        log = open(self.folder / "server.log", "a")
+        self.proc = subprocess.Popen(
+            [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+             "--backend-store-uri", self.backend, "--artifacts-destination", str(self.artifacts)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.uri}/health", timeout=1).ok:
+                    return self
+            except requests.RequestException:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"mlflow server did not start within {timeout} s; see {self.folder / 'server.log'}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
