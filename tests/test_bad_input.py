@@ -114,3 +114,39 @@ def test_export_from_a_missing_store_or_server_is_one_line_and_creates_nothing(t
     assert not any(tmp_path.iterdir())
 
 
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"this is not a database" * 100, "is not a readable MLflow store (file is not a database); move it aside"),
+    (None, "is an SQLite database but not an MLflow store"),
+])
+def test_a_store_that_is_not_an_mlflow_store_is_named_and_never_written(tmp_path, capsys, content, message):
+    store = tmp_path / "mlflow.db"
+    if content is None:
+        import sqlite3
+
+        with sqlite3.connect(store) as db:
+            db.execute("CREATE TABLE notes (text)")
+    else:
+        store.write_bytes(content)
+    before = hashlib.sha256(store.read_bytes()).hexdigest()
+    with pytest.raises(BadInput) as refused:
+        check_command(["-m", "model=classic,d2l", f"runs_dir={tmp_path}"])
+    assert message in str(refused.value)
+    assert export.main(["--tracking-uri", f"sqlite:///{store}", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]
+
+
+def test_export_to_a_place_it_cannot_write_is_one_line(runs_dir, capsys):
+    cfg, choices = job_config(runs_dir)
+    run_job(cfg, connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment), "first", {"lenet.role": "job"},
+            runs_dir / "out", choices)
+    blocked = runs_dir / "a-file"
+    blocked.write_text("")
+    assert export.main(["--tracking-uri", f"sqlite:///{runs_dir}/mlflow.db", "--filter", "params.model = 'classic'",
+                        "--out", str(blocked / "exports")]) == 1
+    assert capsys.readouterr().err == f"error: --out {blocked}/exports cannot be created: {blocked} is a file, not " \
+                                      "a directory\n"
