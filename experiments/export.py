@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from lenet.atomic import atomic_write
 
-from . import compare, plots, process
+from . import compare, factorial, plots, process
 from .config import compose
 from .errors import one_line
 from .validate import check_writable
@@ -31,8 +32,9 @@ COLUMNS = {
     "optim": "params.optim", "lr": "params.optim.lr", "data": "params.data", "seed": "params.seed",
     "epochs": "params.trainer.epochs", "test_acc": "metrics.test_acc", "best_val_acc": "metrics.best_val_acc",
     "train_seconds": "metrics.train_seconds", "samples_per_second": "metrics.train_samples_per_second",
-    "status": "info.status", "run_id": "info.run_id",
+    "status": "info.status", "test_size": "params.test_size", "run_id": "info.run_id",
 }
+SHOWN = [c for c in COLUMNS if c not in ("run_id", "test_size")] + ["outcome"]
 FORMATS = {
     "csv": lambda df, path: df.to_csv(path, index=False),
     "md": lambda df, path: path.write_text(df.to_markdown(index=False, floatfmt="g") + "\n"),
@@ -95,8 +97,9 @@ def runs_table(runs: list, factor_keys=compare.FACTOR_KEYS) -> pd.DataFrame:
         row |= {key: run.data.params.get(key) for key in factor_keys if key not in COLUMNS}
         rows.append(row)
     table = pd.DataFrame(rows, columns=list(COLUMNS) + [k for k in factor_keys if k not in COLUMNS])
-    for col in ("lr", "seed", "epochs", *compare.METRICS, "samples_per_second"):
+    for col in ("lr", "seed", "epochs", *compare.METRICS, "samples_per_second", "test_size"):
         table[col] = pd.to_numeric(table[col])
+    table = compare.with_outcomes(table)
     return table[[c for c in table.columns if c in COLUMNS or table[c].notna().any()]]  # unused factor keys go
 
 
@@ -111,19 +114,35 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def shown_runs(table: pd.DataFrame) -> pd.DataFrame:
-    return table[[c for c in COLUMNS if c != "run_id" and c in table.columns]]
+    return table[[c for c in SHOWN if c in table.columns]]
 
 
 def analyse(client: MlflowClient, runs: list, swept: list[str] | None) -> dict:
     """Every table and figure of the answer, as pandas frames and per-cell curve bands."""
     table = runs_table(runs, tuple(dict.fromkeys([*compare.FACTOR_KEYS, *(swept or [])])))
     factors = compare.factors_of(table, swept)
+    model = factorial.fit(compare.finished(table), factors)
     result = {"runs": table, "factors": factors, "pivot": accuracy_pivot(table).reset_index(),
-              "cells": compare.cells(table, factors), "comparisons": compare.comparisons(table, factors),
-              "effects": compare.main_effects(table, factors)}
-    result["bands"] = {metric: compare.curve_bands(histories(client, table, factors, metric))
-                       for metric in ("val_acc", "train_loss")}
+              "cells": compare.cells(table, factors),
+              "comparisons": compare.comparisons(table, factors, predictions_of(client)),
+              "model": model, "effects": model.means, "anova": model.anova}
+    result["bands"] = {metric: compare.curve_bands(histories(client, table, factors, metric), bounds)
+                       for metric, bounds in (("val_acc", (0.0, 1.0)), ("train_loss", None))}
     return result
+
+
+def predictions_of(client: MlflowClient):
+    """run id -> whether each test sample was predicted right, from the run's predictions.csv (None if absent)."""
+    def correct(run_id: str):
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = client.download_artifacts(run_id, "predictions.csv", tmp)
+            except Exception:  # an older run, or its artifacts gone
+                return None
+            frame = pd.read_csv(path, usecols=["label", "predicted"])
+        return (frame["label"] == frame["predicted"]).to_numpy()
+
+    return correct
 
 
 def histories(client: MlflowClient, table: pd.DataFrame, factors: list[str], metric: str) -> dict:
@@ -136,25 +155,56 @@ def histories(client: MlflowClient, table: pd.DataFrame, factors: list[str], met
     return out
 
 
+def accuracy_text(cell: dict) -> str:
+    """A cell's test accuracy as the summary shows it: an interval only from 3 runs or more."""
+    if cell["n"] == 0:
+        return "-"
+    if cell["test_acc_interval"] == "t":
+        clipped = " (clipped to [0, 1])" if cell["test_acc_clipped"] else ""
+        return (f"{cell['test_acc_mean']:.4f} (95% CI {cell['test_acc_ci_low']:.4f} to {cell['test_acc_ci_high']:.4f}"
+                f"{clipped})")
+    if cell["n"] == 1 and cell["test_acc_interval"]:
+        return (f"{cell['test_acc_mean']:.4f} ({cell['test_acc_interval']}: {cell['test_acc_ci_low']:.4f} to "
+                f"{cell['test_acc_ci_high']:.4f})")
+    return f"{cell['test_acc_values']} (too few runs for an interval)"
+
+
+def cells_shown(cells: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for cell in cells.to_dict("records"):
+        fails = cell["runs"] - cell["ok"]
+        rate = f"{fails} of {cell['runs']}" + (f" ({cell['failures']}; 95% CI {cell['failure_ci_low']:.2f} to "
+                                               f"{cell['failure_ci_high']:.2f})" if fails else "")
+        rows.append({"cell": cell["cell"], "runs": cell["runs"], "finished": cell["n"], "failed": rate,
+                     "test_acc": accuracy_text(cell)})
+    return pd.DataFrame(rows)
+
+
 def summary_text(result: dict, title: str) -> str:
-    lines = [f"# {title}", "", markdown(shown_runs(result["runs"])), ""]
-    if not result["pivot"].empty and {"model", "optim"} <= set(result["runs"].columns):
+    table, cells, found = result["runs"], result["cells"], result["comparisons"]
+    lines = [f"# {title}", "", markdown(shown_runs(table)), ""]
+    if not result["pivot"].empty and {"model", "optim"} <= set(table.columns):
         lines += ["test_acc by model x optim:", "", result["pivot"].to_markdown(index=False, floatfmt=".4f"), ""]
-    cells = result["cells"]
-    if len(cells) and cells["n"].max() > 1:
-        keep = ["cell", "n", "not_finished", "test_acc_mean", "test_acc_std", "test_acc_ci_low", "test_acc_ci_high"]
-        lines += ["test_acc per cell (mean across seeds, 95% interval):", "",
-                  cells[keep].to_markdown(index=False, floatfmt=".4f"), ""]
-    comparisons = result["comparisons"]
-    if len(comparisons):
-        tested = comparisons[(comparisons["n_better"] >= 2) & (comparisons["n_worse"] >= 2)]
-        lines += ["Comparisons (cells differing in one factor):", ""]
-        lines += [f"- {s}" for s in tested["sentence"]] or [
-            "- one run per cell: sweep seeds too (seed=0,1,2) for intervals and tests"]
-        lines += [""]
-    if len(result["effects"]) and result["effects"]["n"].max() >= 2:
-        lines += ["Main effects on test_acc (level vs the factor's other levels):", "",
-                  result["effects"].to_markdown(index=False, floatfmt=".4f"), ""]
+    if len(cells):
+        lines += ["Cells (every swept value but the seed):", "", cells_shown(cells).to_markdown(index=False), ""]
+    if (table["outcome"] == "collapsed").any():
+        lines += [compare.COLLAPSE_HINT, ""]
+    if len(found):
+        m = int(found["p"].notna().sum())
+        lines += [f"Comparisons of cells that differ in one factor: {int(found['significant'].sum())} of {m} "
+                  f"significant at 0.05 after Holm's correction (p-values adjusted over the {m}; each interval at "
+                  f"its comparison's Holm level):", ""]
+        lines += [f"- {s}" for s in found["sentence"]] + [""]
+    model = result["model"]
+    if model.note and result["factors"]:
+        lines += [f"Factorial model: {model.note}.", ""]
+        if len(model.anova):
+            lines += [model.anova.to_markdown(index=False, floatfmt=".4g"), ""]
+        if len(model.means):
+            means = model.means.drop(columns=[c for c in ("ci_low", "ci_high") if model.means[c].isna().all()])
+            lines += ["Estimated marginal means of test_acc (each level averaged over the other factors' levels):", "",
+                      means.to_markdown(index=False, floatfmt=".4f"), ""]
+        lines += [f"- {s}" for s in model.interactions] + ([""] if model.interactions else [])
     return "\n".join(lines)
 
 
@@ -166,7 +216,7 @@ def write(result: dict, folder: Path, formats: list[str], text: str) -> list[Pat
     def atomic(path: Path, write_to) -> None:
         written.append(atomic_write(path, write_to))  # a reader never sees half a file
 
-    for name in ("runs", "pivot", "cells", "comparisons", "effects"):
+    for name in ("runs", "pivot", "cells", "comparisons", "effects", "anova"):
         if len(result[name]):
             for fmt in formats:
                 atomic(folder / f"{name}.{fmt}", lambda p, df=result[name], f=fmt: FORMATS[f](df, p))

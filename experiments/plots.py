@@ -46,14 +46,17 @@ def confusion_matrix(matrix: pd.DataFrame, path: Path, title: str = "") -> None:
 
 
 def cell_curves(bands: dict[str, pd.DataFrame], metric: str, path: Path) -> None:
-    """One line per cell (mean across seeds) with its 95% interval as a band."""
+    """One line per cell (mean across its runs), with its 95% interval as a band where 3 or more runs
+    give one (accuracy bands are clipped to [0, 1], as the summary's intervals are)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    bounded = metric.endswith("acc")  # a t interval of 3 seeds can pass 0 or 1; accuracy cannot
     for cell, band in bands.items():
-        (line,) = ax.plot(band["epoch"], band["mean"], marker="o", markersize=3, label=cell)
-        low, high = (band["low"].clip(0, 1), band["high"].clip(0, 1)) if bounded else (band["low"], band["high"])
-        ax.fill_between(band["epoch"], low, high, color=line.get_color(), alpha=0.2)
-    ax.set(xlabel="epoch", ylabel=metric, title=f"{metric}: mean across seeds, 95% interval")
+        runs = int(band["runs"].max())
+        (line,) = ax.plot(band["epoch"], band["mean"], marker="o", markersize=3, label=f"{cell} (n={runs})")
+        shown = band["low"].notna()
+        if shown.any():
+            ax.fill_between(band["epoch"][shown], band["low"][shown], band["high"][shown], color=line.get_color(),
+                            alpha=0.2)
+    ax.set(xlabel="epoch", ylabel=metric, title=f"{metric}: mean across seeds, 95% interval where n >= 3")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -63,13 +66,26 @@ def cell_curves(bands: dict[str, pd.DataFrame], metric: str, path: Path) -> None
 
 
 def cell_accuracy(cells: pd.DataFrame, path: Path, metric: str = "test_acc") -> None:
-    """Final metric per cell: mean across seeds with its 95% interval."""
-    mean = cells[f"{metric}_mean"]
-    err = [(mean - cells[f"{metric}_ci_low"]).fillna(0), (cells[f"{metric}_ci_high"] - mean).fillna(0)]
+    """Final metric per cell: the mean with its 95% interval (3+ runs, or one run's Wilson interval),
+    else each run's value; cells with failed runs are marked in red with the count."""
     fig, ax = plt.subplots(figsize=(7, 1.5 + 0.4 * len(cells)))
-    ax.errorbar(mean, range(len(cells)), xerr=err, fmt="o", capsize=4)
-    ax.set_yticks(range(len(cells)), [f"{c} (n={n})" for c, n in zip(cells["cell"], cells["n"])])
-    ax.set(xlabel=f"{metric} (mean, 95% interval)")
+    for y, cell in enumerate(cells.to_dict("records")):
+        if cell["n"] and pd.notna(cell[f"{metric}_ci_low"]):
+            mean = cell[f"{metric}_mean"]
+            err = [[mean - cell[f"{metric}_ci_low"]], [cell[f"{metric}_ci_high"] - mean]]
+            ax.errorbar([mean], [y], xerr=err, fmt="o", capsize=4, color="C0")
+        elif cell["n"]:
+            values = [float(v) for v in str(cell[f"{metric}_values"]).split(", ") if v]
+            ax.plot(values, [y] * len(values), "o", mfc="none", color="C0")
+        fails = cell["runs"] - cell["ok"]
+        if fails:
+            ax.annotate(f"{fails}/{cell['runs']} failed", (0, y), xycoords=("axes fraction", "data"), xytext=(4, 6),
+                        textcoords="offset points", color="C3", fontsize=7)
+    labels = [f"{c} (n={n})" for c, n in zip(cells["cell"], cells["n"])]
+    ax.set_yticks(range(len(cells)), labels)
+    for tick, fails in zip(ax.get_yticklabels(), cells["runs"] - cells["ok"]):
+        tick.set_color("C3" if fails else "black")
+    ax.set(xlabel=f"{metric}: mean with 95% interval (n >= 3), else each run (open circles)")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     fig.savefig(path, dpi=100, format="png")

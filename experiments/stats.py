@@ -1,13 +1,26 @@
-"""Statistics for comparing sweep cells: means with t intervals, Welch's and paired t-tests."""
+"""The tests and intervals a sweep's comparison uses, each from scipy or statsmodels.
+
+Means get Student t intervals (only from 3 or more values), proportions exact (Clopper-Pearson)
+or Wilson intervals, two cells Welch's or a paired t-test, one run each McNemar's test on their
+test-set predictions, failure rates Fisher's exact test, and a family of comparisons Holm's
+step-down adjustment. `seeds_needed` turns an inconclusive comparison into a sample size.
+"""
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestIndPower, TTestPower
+from statsmodels.stats.proportion import proportion_confint
 
 LEVEL = 0.95
+ALPHA = 1 - LEVEL
+MIN_FOR_INTERVAL = 3  # fewer values than this: the values are shown, not an interval
 
 
 @dataclass
@@ -15,54 +28,74 @@ class Mean:
     n: int
     mean: float
     std: float  # sample standard deviation (n - 1); nan for n < 2
-    low: float  # 95% confidence interval of the mean, by Student's t; nan for n < 2
+    low: float  # 95% t interval of the mean, clipped to bounds; nan for n < MIN_FOR_INTERVAL
     high: float
+    clipped: bool = False  # the t interval passed a bound (0 or 1 for an accuracy) and was cut there
 
 
 @dataclass
 class Difference:
     diff: float  # mean(a) - mean(b)
-    low: float
+    low: float  # interval at `level` (a comparison's Holm level once adjusted)
     high: float
     p: float
     n_a: int
     n_b: int
-    test: str  # "welch" or "paired"
+    test: str  # "paired", "welch", "mcnemar", or "none" (not testable)
+    se: float = math.nan  # standard error of diff (t tests)
+    df: float = math.nan  # degrees of freedom (t tests)
+    sd: float = math.nan  # spread the power estimate uses: of the paired differences, or pooled
 
 
-def t_critical(df: float) -> float:
-    return float(stats.t.ppf(0.5 + LEVEL / 2, df))
+def t_critical(df: float, level: float = LEVEL) -> float:
+    return float(stats.t.ppf(0.5 + level / 2, df))
 
 
-def mean_ci(values) -> Mean:
-    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+def z_critical(level: float = LEVEL) -> float:
+    return float(stats.norm.ppf(0.5 + level / 2))
+
+
+def fmt_p(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
+def finite(values) -> np.ndarray:
+    return np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+
+
+def mean_ci(values, bounds: tuple[float, float] | None = None) -> Mean:
+    """Mean, std and a t interval; bounds (e.g. (0, 1) for an accuracy) clip the interval and say so."""
+    x = finite(values)
     n = len(x)
     if n == 0:
         return Mean(0, math.nan, math.nan, math.nan, math.nan)
     mean = float(x.mean())
-    if n < 2:
-        return Mean(1, mean, math.nan, math.nan, math.nan)
-    std = float(x.std(ddof=1))
+    std = float(x.std(ddof=1)) if n > 1 else math.nan
+    if n < MIN_FOR_INTERVAL:
+        return Mean(n, mean, std, math.nan, math.nan)
     half = t_critical(n - 1) * std / math.sqrt(n)
-    return Mean(n, mean, std, mean - half, mean + half)
+    low, high = mean - half, mean + half
+    clipped = bounds is not None and (low < bounds[0] or high > bounds[1])
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return Mean(n, mean, std, low, high, clipped)
 
 
 def welch(a, b) -> Difference:
     """Welch's t-test and interval for mean(a) - mean(b), no equal-variance assumption."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    diff = float(a.mean() - b.mean())
+    a, b = finite(a), finite(b)
+    diff = float(a.mean() - b.mean()) if len(a) and len(b) else math.nan
     if len(a) < 2 or len(b) < 2:
-        return Difference(diff, math.nan, math.nan, math.nan, len(a), len(b), "welch")
+        return Difference(diff, math.nan, math.nan, math.nan, len(a), len(b), "none")
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     se = math.sqrt(va + vb)
-    if se == 0:
-        p = 1.0 if diff == 0 else 0.0
-        return Difference(diff, diff, diff, p, len(a), len(b), "welch")
+    pooled = math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
+    if se <= 1e-12:  # both constant (to rounding): no spread to test against
+        return Difference(diff, math.nan, math.nan, math.nan, len(a), len(b), "none", 0.0, math.nan, 0.0)
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))  # Welch-Satterthwaite
-    t = diff / se
-    p = float(2 * stats.t.sf(abs(t), df))
+    p = float(2 * stats.t.sf(abs(diff / se), df))
     half = t_critical(df) * se
-    return Difference(diff, diff - half, diff + half, p, len(a), len(b), "welch")
+    return Difference(diff, diff - half, diff + half, p, len(a), len(b), "welch", se, df, pooled)
 
 
 def paired(a, b) -> Difference:
@@ -70,21 +103,101 @@ def paired(a, b) -> Difference:
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     n, diff = len(d), float(d.mean())
     if n < 2:
-        return Difference(diff, math.nan, math.nan, math.nan, n, n, "paired")
+        return Difference(diff, math.nan, math.nan, math.nan, n, n, "none")
     sd = float(d.std(ddof=1))
-    if sd == 0:
-        return Difference(diff, diff, diff, 1.0 if diff == 0 else 0.0, n, n, "paired")
-    t = diff / (sd / math.sqrt(n))
-    p = float(2 * stats.t.sf(abs(t), n - 1))
-    half = t_critical(n - 1) * sd / math.sqrt(n)
-    return Difference(diff, diff - half, diff + half, p, n, n, "paired")
+    if sd <= 1e-12:  # the same difference on every seed (to rounding): a t-test does not apply
+        return Difference(diff, math.nan, math.nan, math.nan, n, n, "none", 0.0, n - 1, 0.0)
+    se = sd / math.sqrt(n)
+    p = float(2 * stats.t.sf(abs(diff / se), n - 1))
+    half = t_critical(n - 1) * se
+    return Difference(diff, diff - half, diff + half, p, n, n, "paired", se, n - 1, sd)
 
 
-def compare(a: dict, b: dict) -> Difference:
-    """a, b: seed -> value. Paired by seed when both have the same seeds (2 or more), else Welch."""
+def compare(a: dict, b: dict) -> tuple[Difference, list]:
+    """a, b: seed -> value. Paired on the seeds both have, Welch's otherwise, each only from
+    MIN_FOR_INTERVAL values up (fewer: test "none", and the caller says so); returns the difference
+    and the seeds left out of the pairing (those only one cell finished)."""
     a = {s: v for s, v in a.items() if math.isfinite(v)}
     b = {s: v for s, v in b.items() if math.isfinite(v)}
-    if set(a) == set(b) and len(a) >= 2:
-        seeds = sorted(a)
-        return paired([a[s] for s in seeds], [b[s] for s in seeds])
-    return welch(list(a.values()), list(b.values()))
+    common = sorted(set(a) & set(b))
+    if len(common) >= MIN_FOR_INTERVAL:
+        return paired([a[s] for s in common], [b[s] for s in common]), sorted(set(a) ^ set(b))
+    if min(len(a), len(b)) >= MIN_FOR_INTERVAL:
+        return welch(list(a.values()), list(b.values())), []
+    diff = float(np.mean(list(a.values())) - np.mean(list(b.values()))) if a and b else math.nan
+    return Difference(diff, math.nan, math.nan, math.nan, len(a), len(b), "none"), []
+
+
+def at_level(d: Difference, level: float) -> Difference:
+    """d with its t interval recomputed at another confidence level (a Holm step's)."""
+    if not math.isfinite(d.se) or not math.isfinite(d.df) or d.se == 0:
+        return d
+    half = t_critical(d.df, level) * d.se
+    return Difference(d.diff, d.diff - half, d.diff + half, d.p, d.n_a, d.n_b, d.test, d.se, d.df, d.sd)
+
+
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, int, int]:
+    """McNemar's exact test that two models are equally accurate on the same test samples:
+    p, and the samples only a got right, only b got right."""
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    table = [[int((a & b).sum()), only_a], [only_b, int((~a & ~b).sum())]]
+    return float(sm_mcnemar(table, exact=True).pvalue), only_a, only_b
+
+
+def fisher(fail_a: int, n_a: int, fail_b: int, n_b: int) -> float:
+    """Fisher's exact test that two cells fail equally often."""
+    return float(stats.fisher_exact([[fail_a, n_a - fail_a], [fail_b, n_b - fail_b]]).pvalue)
+
+
+def clopper_pearson(k: int, n: int) -> tuple[float, float]:
+    """Exact 95% interval of a proportion k/n."""
+    if n == 0:
+        return math.nan, math.nan
+    low, high = proportion_confint(k, n, alpha=ALPHA, method="beta")
+    return float(low), float(high)
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """95% Wilson interval of a proportion: one run's accuracy on n test samples (test-set noise)."""
+    if n == 0:
+        return math.nan, math.nan
+    low, high = proportion_confint(k, n, alpha=ALPHA, method="wilson")
+    return float(low), float(high)
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm-adjusted p-values (nan stays nan and does not count in the family)."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(len(p), math.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], alpha=ALPHA, method="holm")[1]
+    return out
+
+
+def holm_levels(p_values) -> np.ndarray:
+    """Each comparison's confidence level at its Holm step: 1 - alpha / (m - rank), rank from 0 by raw p."""
+    p = np.asarray(p_values, dtype=float)
+    ok = np.flatnonzero(np.isfinite(p))
+    levels = np.full(len(p), LEVEL)
+    for rank, i in enumerate(ok[np.argsort(p[ok], kind="stable")]):
+        levels[i] = 1 - ALPHA / (len(ok) - rank)
+    return levels
+
+
+def seeds_needed(gap: float, sd: float, paired_design: bool, alpha: float = ALPHA, power: float = 0.8) -> int | None:
+    """Runs per cell for a two-sided t-test at alpha to find a gap this large with this power,
+    given the seed-to-seed spread sd (of paired differences, or pooled); None if it cannot be said."""
+    if not (math.isfinite(gap) and math.isfinite(sd)) or gap == 0 or sd <= 0:
+        return None
+    effect = abs(gap) / sd
+    solver = TTestPower() if paired_design else TTestIndPower()
+    try:
+        with warnings.catch_warnings():  # a solver that does not converge says so by returning nan
+            warnings.simplefilter("ignore")
+            n = solver.solve_power(effect_size=effect, alpha=alpha, power=power)
+    except Exception:  # no solution in the solver's range
+        return None
+    n = float(np.asarray(n).item())
+    return max(2, math.ceil(n)) if math.isfinite(n) else None

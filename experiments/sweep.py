@@ -39,6 +39,10 @@ class SweepCallback(Callback):
         self.lock = None  # held open for the sweep's life (a local store's one-at-a-time lock)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        # The summary's modules (pandas, statsmodels, matplotlib) are imported now, not at the end: the
+        # parent may be closed from an atexit handler, where threading refuses what they register.
+        from . import export  # noqa: F401
+
         sweep_dir = Path(config.hydra.sweep.dir)
         task = list(config.hydra.overrides.task)
         overrides = " ".join(task) or "(defaults)"
@@ -129,7 +133,7 @@ class SweepCallback(Callback):
         if self.parent is None:
             return
         parent, self.parent = self.parent, None
-        from .export import job_runs, sweep_summary  # pandas, scipy, matplotlib: only a sweep's end needs them
+        from .export import job_runs, sweep_summary  # imported at the sweep's start
 
         try:
             runs = job_runs(parent.client, self.experiment_id, parent.run_id)
