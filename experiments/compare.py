@@ -27,6 +27,8 @@ CHANCE = 0.10
 COLLAPSE_MARGIN = 0.05
 COLLAPSED_AT = CHANCE + COLLAPSE_MARGIN
 COLLAPSE_HINT = "collapsed: test accuracy <= 0.15 (chance 0.10 + 5 points); often an lr too high: try optim.lr=0.1"
+DIVERGE_HINT = ("diverged: the training loss became nan or inf and the run stopped there; often an lr too high: "
+                "try optim.lr=0.1")
 OUTCOMES = ("ok", "collapsed", "diverged", "failed", "killed")
 
 Predictions = Callable[[str], "np.ndarray | None"]  # run id -> per test sample, whether it was right
@@ -224,8 +226,9 @@ def sentence(row: dict, m: int) -> str:
     if row["test"] == "mcnemar":
         z = stats.z_critical(row["level"])
         low, high = row["diff"] - z * row["se"], row["diff"] + z * row["se"]
-        numbers = (f"95% CI {low * 100:.1f} to {high * 100:.1f}, McNemar on the same {row['test_images']:,} test "
-                   f"images: {row['only_a']} vs {row['only_b']} right only for one, {p}, {runs_text(row)}")
+        numbers = (f"95% CI {low * 100:.1f} to {high * 100:.1f}, McNemar on the same {int(row['test_images']):,} "
+                   f"test images: {int(row['only_a'])} vs {int(row['only_b'])} right only for one, {p}, "
+                   f"{runs_text(row)}")
     else:
         numbers = f"95% CI {d.low * 100:.1f} to {d.high * 100:.1f}, {p}, {sizes(row)}"
     if row["significant"]:
@@ -244,7 +247,7 @@ def runs_text(row: dict) -> str:
     """What a McNemar comparison compared: one run of each cell (of how many)."""
     if row["n_a"] == row["n_b"] == 1:
         return "one run each"
-    return f"one run of each cell, of n={row['n_a']} and {row['n_b']}: too few for a t-test"
+    return f"one run of each cell, of n={int(row['n_a'])} and {int(row['n_b'])}: too few for a t-test"
 
 
 def n_text(row: dict) -> str:

@@ -21,10 +21,11 @@ class Abort(BaseException):
         self.code = code
 
 
-def one_line(err: BaseException) -> str:
+def one_line(err: BaseException, store: str = "") -> str:
+    """err in one line; store names the tracking store, for a database that found its disk full."""
     if isinstance(err, OSError) and err.errno in DISK_ERRORS and err.filename:
         return f"{DISK_ERRORS[err.errno]} writing {err.filename}"
     text = " ".join(str(err).split())
     if "database or disk is full" in text:
-        return "no space left on device for the MLflow store (database or disk is full)"
+        return f"no space left on device for the MLflow store {store}".rstrip()
     return text if isinstance(err, (ValueError, RuntimeError)) and text else f"{type(err).__name__}: {text}"

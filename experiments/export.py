@@ -12,9 +12,11 @@ import hashlib
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
+from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -180,15 +182,16 @@ def cells_shown(cells: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summary_text(result: dict, title: str) -> str:
+def summary_text(result: dict, title: str, with_runs: bool = True) -> str:
     table, cells, found = result["runs"], result["cells"], result["comparisons"]
-    lines = [f"# {title}", "", markdown(shown_runs(table)), ""]
+    lines = [f"# {title}", ""] + ([markdown(shown_runs(table)), ""] if with_runs else [])
     if not result["pivot"].empty and {"model", "optim"} <= set(table.columns):
         lines += ["test_acc by model x optim:", "", result["pivot"].to_markdown(index=False, floatfmt=".4f"), ""]
     if len(cells):
         lines += ["Cells (every swept value but the seed):", "", cells_shown(cells).to_markdown(index=False), ""]
-    if (table["outcome"] == "collapsed").any():
-        lines += [compare.COLLAPSE_HINT, ""]
+    for outcome, hint in (("collapsed", compare.COLLAPSE_HINT), ("diverged", compare.DIVERGE_HINT)):
+        if (table["outcome"] == outcome).any():
+            lines += [hint, ""]
     if len(found):
         m = int(found["p"].notna().sum())
         lines += [f"Comparisons of cells that differ in one factor: {int(found['significant'].sum())} of {m} "
@@ -201,7 +204,8 @@ def summary_text(result: dict, title: str) -> str:
         if len(model.anova):
             lines += [model.anova.to_markdown(index=False, floatfmt=".4g"), ""]
         if len(model.means):
-            means = model.means.drop(columns=[c for c in ("ci_low", "ci_high") if model.means[c].isna().all()])
+            empty = [c for c in ("ci_low", "ci_high") if model.means[c].isna().all()]
+            means = model.means.drop(columns=empty + ([] if model.means["clipped"].any() else ["clipped"]))
             lines += ["Estimated marginal means of test_acc (each level averaged over the other factors' levels):", "",
                       means.to_markdown(index=False, floatfmt=".4f"), ""]
         lines += [f"- {s}" for s in model.interactions] + ([""] if model.interactions else [])
@@ -237,11 +241,44 @@ def export_sweep(client: MlflowClient, experiment_id: str, parent, out: Path, fo
     swept = json.loads(parent.data.tags.get(SWEPT, "null"))
     runs = job_runs(client, experiment_id, parent.info.run_id) if runs is None else runs
     result = analyse(client, runs, swept)
-    text = summary_text(result, f"sweep {sweep_id}: {parent.data.tags.get('hydra.overrides', '')}")
+    title = f"sweep {sweep_id}: {parent.data.tags.get('hydra.overrides', '')}"
+    text = summary_text(result, title)
     written = write(result, out / sweep_id, formats, text)
     if attach:
         client.log_artifacts(parent.info.run_id, str(out / sweep_id), artifact_path="summary")
+        describe_parent(client, parent.info.run_id, result, title)
     return text, written
+
+
+MAX_DESCRIPTION = 8000  # MLflow's limit on a tag's value, and so on a run's description
+
+
+def describe_parent(client: MlflowClient, run_id: str, result: dict, title: str) -> None:
+    """The answer on the parent run's own page: the summary as its description (MLflow shows it as
+    Markdown on the Overview), the headline numbers as its metrics, the best cell as a tag."""
+    text = summary_text(result, title, with_runs=False)
+    if len(text) > MAX_DESCRIPTION:
+        note = "\n\n(cut here to fit MLflow's description; the whole summary is summary/summary.md)"
+        text = text[: MAX_DESCRIPTION - len(note)].rsplit("\n", 1)[0] + note
+    client.set_tag(run_id, "mlflow.note.content", text)
+    runs, cells = result["runs"], result["cells"]
+    headline = {"runs_total": len(runs), "runs_finished": int((runs["status"] == "FINISHED").sum()),
+                "runs_failed": int((runs["outcome"] != "ok").sum()), "cells": len(cells)}
+    if len(cells) and cells["test_acc_mean"].notna().any():
+        best = cells.loc[cells["test_acc_mean"].idxmax()]
+        headline["best_cell_test_acc"] = round(float(best["test_acc_mean"]), 6)
+        client.set_tag(run_id, "lenet.best_cell", best["cell"])
+    client.log_batch(run_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0) for k, v in headline.items()])
+
+
+def where_to_look(tracking_uri: str, experiment_id: str, parent_id: str) -> str:
+    """The command that opens the MLflow UI on this store, and the addresses of the runs and the sweep."""
+    if tracking_uri.startswith(("http://", "https://")):
+        base, start = tracking_uri.rstrip("/"), ""
+    else:
+        base, start = "http://127.0.0.1:5000", f"mlflow ui --backend-store-uri {tracking_uri} --port 5000, then "
+    runs = f"{base}/#/experiments/{experiment_id}/runs"
+    return f"See it in MLflow: {start}open {runs} (this sweep: {runs}/{parent_id})"
 
 
 def sweep_summary(client: MlflowClient, experiment_id: str, parent_id: str, out: Path, runs: list) -> str:

@@ -67,7 +67,8 @@ def fit(data: pd.DataFrame, factors: list[str], response: str = "test_acc") -> F
         result = OLS(data[response].to_numpy(float), x).fit()
         note = ("one run per cell: seed noise and interactions cannot be told apart, so there are no tests or "
                 "intervals here; the means below are averages over the other factors (the additive model), "
-                "valid only if the factors do not interact; sweep seeds (e.g. seed=0,1,2) to test them")
+                "valid only if the factors do not interact; sweep seeds (e.g. seed=0,1,2) to test them"
+                + missing_note(data, levels))
         return Factorial("additive", note, means=marginal_means(result, levels, 1, data, intervals=False))
     for order, name in ((len(active), "interactions"), (1, "additive")):  # noqa: B007 (name: the one that fits)
         x, terms = design(data, levels, order)
@@ -83,6 +84,16 @@ def fit(data: pd.DataFrame, factors: list[str], response: str = "test_acc") -> F
     return fitted
 
 
+def missing_note(data: pd.DataFrame, levels: dict[str, list]) -> str:
+    """Which cells had no finished run, and so enter the means as the model's prediction for them."""
+    present = set(map(tuple, data[list(levels)].astype(str).to_numpy()))
+    missing = [combo for combo in itertools.product(*levels.values()) if tuple(map(str, combo)) not in present]
+    if not missing:
+        return ""
+    cells = "; ".join(", ".join(map(str, combo)) for combo in missing)
+    return f"; the cells with no finished run ({cells}) count in them as the model's prediction for them"
+
+
 def model_note(name: str, result, data: pd.DataFrame, active: list[str]) -> str:
     what = " x ".join(active)
     if name == "interactions":
@@ -90,7 +101,8 @@ def model_note(name: str, result, data: pd.DataFrame, active: list[str]) -> str:
         return (f"OLS of test accuracy on {what}{terms}, sum-to-zero contrasts, type III F tests (Holm-adjusted "
                 f"over the terms); {len(data)} finished runs, {result.df_resid:.0f} residual df")
     return (f"OLS of test accuracy on {what}, main effects only (some cells have no finished run, so the "
-            f"interactions cannot all be estimated); {len(data)} finished runs, {result.df_resid:.0f} residual df")
+            f"interactions cannot all be estimated); {len(data)} finished runs, {result.df_resid:.0f} residual df"
+            + missing_note(data, {f: sorted(data[f].unique(), key=str) for f in active}))
 
 
 def type_iii(result, terms: dict[tuple, slice]) -> pd.DataFrame:

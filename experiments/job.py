@@ -6,6 +6,8 @@ FAILED or KILLED.
 """
 from __future__ import annotations
 
+import copy
+import hashlib
 import logging
 import math
 import sys
@@ -18,13 +20,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+import lenet
 from lenet.atomic import atomic_write
 from lenet.data import Data, prepare
 from lenet.engine import EPOCH_METRICS, check_trainer, evaluate, fit, make_optimizer, predict, resolve_device
 from lenet.model import LeNet, layer_table, parameter_count
 
 from . import plots
-from .config import config_hash, flatten
+from .config import NOT_IDENTITY, config_hash, flatten
 from .tracking import CONFIG_HASH, DIVERGED, REUSED, RunLog, Tracking, finished_run, tracked_run
 
 log = logging.getLogger(__name__)
@@ -64,9 +67,11 @@ def run_job(cfg: DictConfig, tracking: Tracking, name: str, tags: dict, out: Pat
     if done is not None:
         return skip(tracking, done, name, tags.get("mlflow.parentRunId"))
     job = setup(cfg)
-    with tracked_run(tracking, name, tags, out) as run:
-        run.params(run_params(cfg, job, choices or {}))
-        final = train(cfg, job, run, name, out)
+    params, settings = run_params(cfg, job, choices or {})
+    with tracked_run(tracking, name, tags | settings, out) as run:
+        run.params(params)
+        log_dataset(run, cfg, job.data)
+        final = train(cfg, job, run, name, out, tracking)
         if "diverged_epoch" in final:
             message = f"training loss became {final['train_loss']} at epoch {final['diverged_epoch']}; stopped there"
             run.tags({DIVERGED: final["diverged_epoch"], "error.type": "Diverged", "error.message": message})
@@ -87,15 +92,60 @@ def setup(cfg: DictConfig) -> Job:
     return Job(model, optimizer, data, device)
 
 
-def run_params(cfg: DictConfig, job: Job, choices: dict) -> dict:
-    """The resolved config, flattened, plus facts derived from it."""
-    params = {k: v for k, v in flatten(cfg).items() if not k.endswith("_partial_")}
-    return params | {group: choices.get(group) for group in ("model", "optim", "data")} | {
+def run_params(cfg: DictConfig, job: Job, choices: dict) -> tuple[dict, dict]:
+    """Params: the values that change what is computed (the job's identity), the group choices and
+    facts derived from them; and tags: the settings that only say where files live or how the run is
+    shown (runs_dir, data.root, ...), kept apart so that "compare runs" shows what matters."""
+    flat = {k: v for k, v in flatten(cfg).items() if not k.endswith("_partial_")}
+    identity = {k: v for k, v in flat.items() if not k.startswith(NOT_IDENTITY)}
+    settings = {f"lenet.config.{k}": v for k, v in flat.items() if k.startswith(NOT_IDENTITY)}
+    params = {group: choices.get(group) for group in ("model", "optim", "data")} | identity | {
         "parameter_count": parameter_count(job.model), "input_size": job.model.input_size,
         "device_used": str(job.device), "torch_version": torch.__version__,
         "train_size": len(job.data.train), "val_size": len(job.data.val) if job.data.val else 0,
         "test_size": len(job.data.test),
     }
+    return params, settings
+
+
+def log_dataset(run: RunLog, cfg: DictConfig, data: Data) -> None:
+    """The transformed dataset as the run's input (MLflow's Dataset column): name, digest, split sizes."""
+    splits = {"train": data.train, "validation": data.val, "test": data.test}
+    digest = hashlib.sha1()
+    for split in splits.values():
+        if split is not None:
+            digest.update(split.images.cpu().numpy().tobytes())
+            digest.update(split.labels.cpu().numpy().tobytes())
+    side = data.train.images.shape[-1]
+    run.dataset(
+        name=cfg.data.name, digest=digest.hexdigest()[:16],
+        source={"dataset": cfg.data.name, "fit_to_input": cfg.data.fit_to_input, "normalize": cfg.data.normalize},
+        schema={"image": f"float32 (1, {side}, {side})", "label": f"int64, {len(data.classes)} classes"},
+        profile={name: len(split) for name, split in splits.items() if split is not None})
+
+
+def log_model(tracking: Tracking, run: RunLog, model: torch.nn.Module) -> None:
+    """The best model in MLflow's PyTorch format, as the run's "model": with its signature, an input
+    example and the lenet package, so that `mlflow.pytorch.load_model("runs:/<id>/model")` and
+    `mlflow models predict` work from the run alone."""
+    import mlflow.pytorch
+    from mlflow.models import infer_signature
+
+    side = getattr(model, "input_size", 28)
+    example = torch.zeros(2, getattr(model, "in_channels", 1), side, side).numpy()
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        signature = infer_signature(example, model(torch.from_numpy(example).to(next(model.parameters()).device))
+                                    .cpu().numpy())
+    model.train(was_training)
+    mlflow.set_tracking_uri(tracking.client.tracking_uri)
+    mlflow.set_experiment(experiment_id=tracking.experiment_id)  # the model belongs to its run's experiment
+    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # its pickle warning: our own model, our code
+    call = getattr(tracking.client, "call", lambda method, *args, **kwargs: method(*args, **kwargs))
+    call(mlflow.pytorch.log_model, copy.deepcopy(model).cpu(), name="model", signature=signature, input_example=example,
+         run_id=run.run_id, serialization_format="pickle", code_paths=[str(Path(lenet.__file__).parent)],
+         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
 
 
 def progress(cfg: DictConfig, name: str):
@@ -144,7 +194,7 @@ def report_test_set(job: Job, out: Path, name: str) -> tuple[float, float]:
     return loss.item(), (counts.diagonal().sum() / len(labels)).item()
 
 
-def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path) -> dict:
+def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path, tracking: Tracking) -> dict:
     """Fit, evaluate the best and the last model on the test set, and log it all to run."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -165,7 +215,7 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path) -> dict:
     plots.learning_curves(history, out / "learning_curves.png", title=name)
     train_seconds = float(history["epoch_seconds"].sum())
     if result.diverged_epoch is not None:  # no test metrics: a diverged model's accuracy means nothing
-        run.metrics({"train_seconds": train_seconds}, step=len(history))  # the time it did spend training
+        run.metrics({"train_seconds": train_seconds}, step=0)  # the time it did spend training
         run.artifacts(out)
         return {"diverged_epoch": result.diverged_epoch, "train_loss": history["train_loss"].iloc[-1]}
 
@@ -180,9 +230,13 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path) -> dict:
         "best_epoch": result.best_epoch, "train_seconds": train_seconds,
         "train_samples_per_second": len(job.data.train) * len(history) / train_seconds,
     }
-    run.metrics(final, step=len(history))
+    final = {k: round(float(v), 6) for k, v in final.items()}  # as logged (RunLog.metrics), so a resumed job's agree
+    # Step 0, not the last epoch: MLflow's charts then show one value per run (a bar), and the model
+    # logged next carries these as its metrics (MLflow copies a run's step-0 metrics to its model).
+    run.metrics(final, step=0)
     run.params({"step_kind": result.step_kind})
     run.artifacts(out)
+    log_model(tracking, run, job.model)
     log.info("%s: test_acc %.4f (best epoch %d), last test_acc %.4f, %.1f s training",
              name, test_acc, result.best_epoch, last_acc, train_seconds)
     return final

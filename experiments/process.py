@@ -26,6 +26,9 @@ def enabled() -> bool:
 
 def tune() -> None:
     """The settings a training process wants; safe to call more than once."""
+    # MLflow logs a traceback for each database error it then raises (a full disk, a locked store);
+    # the commands report the raised error in one line instead.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     if enabled():
         keep_freed_memory()
 

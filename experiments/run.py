@@ -76,7 +76,8 @@ def main(cfg: DictConfig) -> float:
                     f"the same command to resume (FINISHED jobs are skipped)") from None
     except Exception as err:  # its run, if it had one, ended FAILED with the traceback as error.txt
         if disk_full(err):  # every later job would fail the same way
-            raise Abort(f"{name}: {one_line(err)}; free some space, then rerun the same command to resume "
+            store = cfg.mlflow.tracking_uri.removeprefix("sqlite:///")
+            raise Abort(f"{name}: {one_line(err, store)}; free some space, then rerun the same command to resume "
                         f"(FINISHED jobs are skipped)") from None
         log.error("%s failed: %s", name, one_line(err))
         raise JobError(f"{name}: {one_line(err)}") from err

@@ -37,6 +37,7 @@ class SweepCallback(Callback):
         self.experiment_id = ""
         self.exports = Path("runs/exports")
         self.lock = None  # held open for the sweep's life (a local store's one-at-a-time lock)
+        self.tracking_uri = ""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         # The summary's modules (pandas, statsmodels, matplotlib) are imported now, not at the end: the
@@ -47,6 +48,7 @@ class SweepCallback(Callback):
         task = list(config.hydra.overrides.task)
         overrides = " ".join(task) or "(defaults)"
         m = config.mlflow
+        self.tracking_uri = m.tracking_uri
         self.hold_lock(m.tracking_uri, m.experiment, overrides)
         tracking = connect(m.tracking_uri, m.experiment, m.server_patience_s)
         client, self.experiment_id = tracking
@@ -133,7 +135,7 @@ class SweepCallback(Callback):
         if self.parent is None:
             return
         parent, self.parent = self.parent, None
-        from .export import job_runs, sweep_summary  # imported at the sweep's start
+        from .export import job_runs, sweep_summary, where_to_look  # imported at the sweep's start
 
         try:
             runs = job_runs(parent.client, self.experiment_id, parent.run_id)
@@ -153,6 +155,7 @@ class SweepCallback(Callback):
         for run in diverged + [r for r in crashed if r.info.status == "FAILED"]:  # KILLED ones said so already
             state = "DIVERGED" if DIVERGED in run.data.tags else run.info.status
             log.error("%s: %s %s", run.info.run_name, state, run.data.tags.get("error.message", ""))
+        log.info(where_to_look(self.tracking_uri, self.experiment_id, parent.run_id))
 
 
 def already_running(tracking_uri: str, holder: str) -> str:

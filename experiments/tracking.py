@@ -1,8 +1,10 @@
 """MLflow tracking: one run per job, one parent run per sweep, with the jobs as nested children."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
+import getpass
 import json
 import logging
 import os
@@ -21,7 +23,7 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -53,7 +55,8 @@ def connect(tracking_uri: str, experiment: str, patience_s: float = 120) -> Trac
     """A client for tracking_uri and the id of experiment, created if missing.
 
     A new experiment on a local store keeps its artifacts beside the store (under runs/), not in
-    whatever directory the command happened to start in. A tracking server gets a PatientClient:
+    whatever directory the command happened to start in; a store moved or copied with its
+    artifacts is pointed at them where it now is (relocate). A tracking server gets a PatientClient:
     an outage of up to patience_s (a restart) is waited out, a longer one raises TrackingUnavailable.
     """
     if tracking_uri.startswith(("http://", "https://")):
@@ -66,10 +69,47 @@ def connect(tracking_uri: str, experiment: str, patience_s: float = 120) -> Trac
     # one at a time here. WAL lets concurrent jobs write while others read.
     with exclusive(store.with_name(store.name + ".lock")):
         client = MlflowClient(tracking_uri=tracking_uri)
+        relocate(store)
         found = get_or_create(client, experiment, (store.parent / "mlartifacts" / experiment).as_uri())
         with sqlite3.connect(store) as db:
             db.execute("PRAGMA journal_mode=WAL")
     return found
+
+
+ARTIFACT_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                    ("logged_models", "artifact_location"))
+
+
+def relocate(store: Path) -> list[str]:
+    """Point a local store that was moved or copied, with its mlartifacts/ beside it, at that mlartifacts/.
+
+    MLflow records artifact places as absolute file URIs, so a runs/ moved elsewhere would keep
+    reading and writing the old place. Only URIs under an old `.../mlartifacts/` (the layout this
+    harness makes) are rewritten, and only when mlartifacts/ exists beside the store; returns the
+    old roots. Call it holding the store's lock.
+    """
+    here = store.parent / "mlartifacts"
+    if not here.is_dir():
+        return []
+    with contextlib.closing(sqlite3.connect(store)) as db, db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "experiments" not in tables:
+            return []
+        roots = set()
+        for (location,) in db.execute("SELECT artifact_location FROM experiments"):
+            if (location or "").startswith("file://") and "/mlartifacts/" in location:
+                root = location[: location.rindex("/mlartifacts/") + len("/mlartifacts")]
+                if root != here.as_uri():
+                    roots.add(root)
+        for root in roots:
+            for table, column in ARTIFACT_COLUMNS:
+                if table in tables:
+                    db.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                               f"WHERE substr({column}, 1, ?) = ?", (here.as_uri(), len(root) + 1, len(root) + 1,
+                                                                    root + "/"))
+            log.warning("this store was moved or copied from %s: its artifacts are read and written in %s now",
+                        root.removeprefix("file://"), here)
+    return sorted(roots)
 
 
 class TrackingUnavailable(Exception):
@@ -146,11 +186,24 @@ def open_experiment(tracking_uri: str, experiment: str, option: str = "--trackin
     return Tracking(client, found.experiment_id)
 
 
+EXPERIMENT_TAGS = {
+    # MLflow 3's UI opens an experiment on its GenAI view (traces, token usage) unless told it is training
+    "mlflow.experimentKind": "custom_model_development",
+    "mlflow.note.content": ("LeNet variants trained by lenet-sweeps. Each sweep is a parent run named "
+                            "'sweep <overrides>' whose description holds the comparison (tables, tests, "
+                            "the factorial model); its jobs are its children, one run per config and seed."),
+}
+
+
 def get_or_create(client: MlflowClient, experiment: str, artifact_location: str | None) -> Tracking:
     found = client.get_experiment_by_name(experiment)
-    if found is not None:
-        return Tracking(client, found.experiment_id)
-    return Tracking(client, client.create_experiment(experiment, artifact_location=artifact_location))
+    if found is None:
+        return Tracking(client, client.create_experiment(experiment, artifact_location=artifact_location,
+                                                         tags=EXPERIMENT_TAGS))
+    for key, value in EXPERIMENT_TAGS.items():  # experiments made before, or elsewhere: what the user set stays
+        if key not in found.tags:
+            client.set_experiment_tag(found.experiment_id, key, value)
+    return Tracking(client, found.experiment_id)
 
 
 @contextmanager
@@ -164,6 +217,16 @@ def exclusive(lock_path: Path):
         finally:
             if fcntl is not None:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+SOURCE_TAGS = {"mlflow.source.name": "python -m experiments.run", "mlflow.source.type": "LOCAL"}
+
+
+def user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (some containers)
+        return str(os.getuid())
 
 
 @functools.cache  # one lookup per process, not one per run
@@ -196,7 +259,7 @@ class RunLog:
 
     @classmethod
     def create(cls, client: MlflowClient, experiment_id: str, name: str, tags: dict) -> "RunLog":
-        tags = {**git_state(), **owner_tags(), **tags}
+        tags = {**git_state(), **owner_tags(), **SOURCE_TAGS, "mlflow.user": user(), **tags}
         run = client.create_run(experiment_id, run_name=name, tags={k: str(v) for k, v in tags.items()})
         Heartbeat.add(getattr(client, "raw", client), run.info.run_id)
         return cls(client, run.info.run_id)
@@ -211,8 +274,15 @@ class RunLog:
 
     def metrics(self, values: dict, step: int = 0) -> None:
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()],
+        # Rounded: a float32 accuracy of 0.924 would show as 0.92400002479553 in MLflow's tables.
+        metrics = [Metric(k, round(float(v), 6), now, step) for k, v in values.items()]
+        self.client.log_batch(self.run_id, metrics=metrics,
                               tags=[RunTag(HEARTBEAT, f"{now / 1000:.0f}")])  # a sign of life, in the same call
+
+    def dataset(self, name: str, digest: str, source: dict, schema: dict, profile: dict) -> None:
+        """The run's input dataset (MLflow's Dataset column), used for training."""
+        dataset = Dataset(name, digest, "local", json.dumps(source), json.dumps(schema), json.dumps(profile))
+        self.client.log_inputs(self.run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])])
 
     def artifacts(self, folder: Path) -> None:
         self.client.log_artifacts(self.run_id, str(folder))

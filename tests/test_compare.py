@@ -137,9 +137,9 @@ def test_two_constant_cells_are_not_declared_different_with_certainty():
 
 
 def test_a_failed_seed_is_counted_and_the_pairing_says_what_it_left_out():
+    sgd = [(0, 0.995, "FINISHED"), (1, 0.993, "FINISHED"), (2, 0.996, "FINISHED"), (3, math.nan, "DIVERGED")]
     runs = table([("classic", "adam", s, a, "FINISHED") for s, a in enumerate([0.990, 0.991, 0.989, 0.990])]
-                 + [("classic", "sgd", s, a, st) for s, a, st in [(0, 0.995, "FINISHED"), (1, 0.993, "FINISHED"),
-                                                                     (2, 0.996, "FINISHED"), (3, math.nan, "DIVERGED")]])
+                 + [("classic", "sgd", s, a, st) for s, a, st in sgd])
     found = compare.comparisons(runs, ["optim"]).set_index("kind")
     assert found.loc["accuracy", "n_a"] == 3 and found.loc["accuracy", "left_out_seeds"] == "3"
     assert "paired on 3 seeds; seed 3 left out" in found.loc["accuracy", "sentence"]
