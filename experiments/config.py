@@ -61,15 +61,20 @@ def compose(overrides: list[str] = ()) -> DictConfig:
 
 def compose_with_choices(overrides: list[str] = ()) -> tuple[DictConfig, dict[str, str]]:
     """compose, and the option chosen in each config group ({"model": "classic", ...})."""
-    from hydra import compose as hydra_compose, initialize_config_dir
-
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    cfg = compose_with_hydra(overrides)
     choices = group_choices(cfg.hydra.runtime.choices)
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg, choices
+
+
+def compose_with_hydra(overrides: list[str] = ()) -> DictConfig:
+    """The config with Hydra's own part (launcher, sweeper, dirs), as a command would run it."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
 
 
 def group_choices(choices) -> dict[str, str]:

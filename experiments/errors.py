@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import errno
 
+from hydra.errors import CompactHydraException
+
 DISK_ERRORS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
                errno.EACCES: "permission denied", errno.EPERM: "permission denied",
                errno.EROFS: "read-only file system"}
@@ -19,6 +21,10 @@ class Abort(BaseException):
     def __init__(self, message: str, code: int = 1):
         super().__init__(message)
         self.code = code
+
+
+class JobError(CompactHydraException):
+    """A job's failure, which Hydra prints as this one line (no traceback); the sweep goes on."""
 
 
 def one_line(err: BaseException, store: str = "") -> str:

@@ -184,6 +184,8 @@ def cells_shown(cells: pd.DataFrame) -> pd.DataFrame:
 
 def summary_text(result: dict, title: str, with_runs: bool = True) -> str:
     table, cells, found = result["runs"], result["cells"], result["comparisons"]
+    if table.empty:  # stopped (or refused by a launcher) before any job made a run
+        return f"# {title}\n\nNo runs: the sweep ended before any of its jobs started one.\n"
     lines = [f"# {title}", ""] + ([markdown(shown_runs(table)), ""] if with_runs else [])
     if not result["pivot"].empty and {"model", "optim"} <= set(table.columns):
         lines += ["test_acc by model x optim:", "", result["pivot"].to_markdown(index=False, floatfmt=".4f"), ""]
@@ -262,8 +264,9 @@ def describe_parent(client: MlflowClient, run_id: str, result: dict, title: str)
         text = text[: MAX_DESCRIPTION - len(note)].rsplit("\n", 1)[0] + note
     client.set_tag(run_id, "mlflow.note.content", text)
     runs, cells = result["runs"], result["cells"]
-    headline = {"runs_total": len(runs), "runs_finished": int((runs["status"] == "FINISHED").sum()),
-                "runs_failed": int((runs["outcome"] != "ok").sum()), "cells": len(cells)}
+    finished = int((runs["status"] == "FINISHED").sum()) if len(runs) else 0
+    failed = int((runs["outcome"] != "ok").sum()) if len(runs) else 0
+    headline = {"runs_total": len(runs), "runs_finished": finished, "runs_failed": failed, "cells": len(cells)}
     if len(cells) and cells["test_acc_mean"].notna().any():
         best = cells.loc[cells["test_acc_mean"].idxmax()]
         headline["best_cell_test_acc"] = round(float(best["test_acc_mean"]), 6)
@@ -339,4 +342,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    process.tune()
     process.fast_exit(main())

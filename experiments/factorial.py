@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +56,8 @@ def design(frame: pd.DataFrame, levels: dict[str, list], order: int) -> tuple[np
 def fit(data: pd.DataFrame, factors: list[str], response: str = "test_acc") -> Factorial:
     """Fit the factorial model to the finished runs in data (one row per run)."""
     data = data[np.isfinite(data[response].to_numpy(float))]
+    if data.empty:
+        return Factorial("", "no finished runs: nothing to model")
     active = [f for f in factors if data[f].nunique() > 1]
     if not active:
         return Factorial("", "one cell: no factors to compare")
@@ -64,12 +67,15 @@ def fit(data: pd.DataFrame, factors: list[str], response: str = "test_acc") -> F
         x, _ = design(data, levels, 1)
         if np.linalg.matrix_rank(x) < x.shape[1]:
             return Factorial("", f"{len(data)} finished runs are too few to estimate {len(active)} factors' effects")
-        result = OLS(data[response].to_numpy(float), x).fit()
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # no residual df: the scale is 0/0 (and unused)
+            result = OLS(data[response].to_numpy(float), x).fit()
+            means = marginal_means(result, levels, 1, data, intervals=False)
         note = ("one run per cell: seed noise and interactions cannot be told apart, so there are no tests or "
                 "intervals here; the means below are averages over the other factors (the additive model), "
                 "valid only if the factors do not interact; sweep seeds (e.g. seed=0,1,2) to test them"
                 + missing_note(data, levels))
-        return Factorial("additive", note, means=marginal_means(result, levels, 1, data, intervals=False))
+        return Factorial("additive", note, means=means)
     for order, name in ((len(active), "interactions"), (1, "additive")):  # noqa: B007 (name: the one that fits)
         x, terms = design(data, levels, order)
         if np.linalg.matrix_rank(x) == x.shape[1] and len(data) > x.shape[1]:

@@ -81,13 +81,17 @@ def close_stale_runs(client, experiment_id: str, timeout_s: float) -> list[str]:
     for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'",
                                   max_results=10000):
         reason = gone(run.data.tags, run.info.start_time, timeout_s)
-        if reason is None:
-            continue
-        client.set_tag(run.info.run_id, CLOSED, f"{reason}; closed KILLED at {iso(time.time())} by {me()}")
-        client.set_terminated(run.info.run_id, "KILLED")
-        log.warning("%s: was RUNNING but %s; closed it KILLED", run.info.run_name, reason)
-        closed.append(run.info.run_id)
+        if reason is not None:
+            close_killed(client, run, reason)
+            closed.append(run.info.run_id)
     return closed
+
+
+def close_killed(client, run, reason: str) -> None:
+    """End a RUNNING run KILLED, with a tag saying why, when and by whom."""
+    client.set_tag(run.info.run_id, CLOSED, f"{reason}; closed KILLED at {iso(time.time())} by {me()}")
+    client.set_terminated(run.info.run_id, "KILLED")
+    log.warning("%s: was RUNNING but %s; closed it KILLED", run.info.run_name, reason)
 
 
 def owner_tags() -> dict[str, str]:

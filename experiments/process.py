@@ -29,6 +29,8 @@ def tune() -> None:
     # MLflow logs a traceback for each database error it then raises (a full disk, a locked store);
     # the commands report the raised error in one line instead.
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+    # The summary reads each run's predictions.csv: one progress bar per file is noise in a log.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if enabled():
         keep_freed_memory()
 
@@ -83,19 +85,25 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
 
 
+RECEIVED: list[int] = []  # the signal that stopped this process, once one has
+
+
+def interrupted() -> bool:
+    """Whether Ctrl-C or SIGTERM stopped this process (its runs end KILLED; other early ends are FAILED)."""
+    return bool(RECEIVED)
+
+
 def handle_signals() -> None:
     """The first SIGINT or SIGTERM raises Interrupted; later ones are noted and ignored.
 
     Closing the runs after an interrupt takes a moment (a few store writes); a second Ctrl-C
     pressed during it (people press twice) must not cut that short and leave a run RUNNING.
     """
-    received: list[int] = []
-
     def on_signal(signum, frame):
-        if received:
+        if RECEIVED:
             log.warning("%s again: still closing the runs, one moment", signal.Signals(signum).name)
             return
-        received.append(signum)
+        RECEIVED.append(signum)
         raise Interrupted(signum)
 
     for signum in (signal.SIGINT, signal.SIGTERM):

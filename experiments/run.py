@@ -13,7 +13,6 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
@@ -21,7 +20,7 @@ from lenet.engine import resolve_device
 
 from . import process
 from .config import CONF_DIR, group_choices, register_resolvers
-from .errors import Abort, one_line
+from .errors import Abort, JobError, one_line
 from .job import run_job
 from .liveness import close_stale_runs
 from .tracking import ROLE, SWEEP_ID, TrackingUnavailable, connect, disk_full, read_sweep
@@ -30,14 +29,13 @@ from .validate import BadInput, check_command
 log = logging.getLogger(__name__)
 
 
-class JobError(CompactHydraException):
-    """A job's failure, which Hydra prints as this one line (no traceback)."""
-
-
 def share_cores() -> None:
-    """Jobs running side by side (hydra/launcher=joblib) split the cores instead of oversubscribing them."""
+    """Jobs running side by side (hydra/launcher=joblib, or SLURM jobs sharing a node) split the cores
+    instead of oversubscribing them."""
     concurrent = HydraConfig.get().launcher.get("n_jobs")
-    if concurrent:
+    if os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():  # what SLURM gave this job
+        torch.set_num_threads(int(os.environ["SLURM_CPUS_PER_TASK"]))
+    elif concurrent:
         cores = os.cpu_count() or 1
         torch.set_num_threads(max(1, cores // (cores if concurrent < 0 else concurrent)))
 
@@ -55,12 +53,17 @@ def job_identity() -> tuple[str, dict]:
     tags = {ROLE: "job", "hydra.overrides": " ".join(hc.overrides.task)}
     if sweep:
         tags |= {"mlflow.parentRunId": sweep["run_id"], SWEEP_ID: sweep["sweep_id"], "hydra.job_num": hc.job.num}
+    if "SLURM_JOB_ID" in os.environ:  # where to look on the cluster (sacct, the job's log)
+        array = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+        tags["slurm.job_id"] = "_".join(array) if all(array) else os.environ["SLURM_JOB_ID"]
     return name, tags
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
     process.tune()  # a launcher's job process (joblib, submitit) starts here, not in cli()
+    if os.environ.get("SUBMITIT_EXECUTOR") == "slurm":  # a SLURM job, as its own process
+        process.handle_signals()  # scancel's SIGTERM ends the run KILLED (submitit would only log it)
     hc = HydraConfig.get()
     name, tags = job_identity()
     out = Path(hc.runtime.output_dir) / "artifacts"
@@ -87,9 +90,22 @@ def main(cfg: DictConfig) -> float:
     return result.objective
 
 
+def register_plugins() -> None:
+    """Hydra finds plugins by listing the folders of the hydra_plugins package, which misses ours in an
+    editable install (`pip install -e`, served by an import hook): register it by hand."""
+    from hydra.core.plugins import Plugins
+
+    try:
+        from hydra_plugins.lenet_sweeps import SlurmLauncher
+    except ImportError:  # without the 'slurm' extra there is none
+        return
+    Plugins.instance().register(SlurmLauncher)
+
+
 def cli() -> None:
     process.tune()
     register_resolvers()
+    register_plugins()
     try:
         check_command(sys.argv[1:])
     except BadInput as err:

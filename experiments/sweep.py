@@ -14,6 +14,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from .errors import Abort, one_line
+from .process import interrupted
 from .liveness import OWNER, Heartbeat, close_stale_runs, gone, iso, me, owner_tags
 from .tracking import (DIVERGED, ROLE, SWEEP_FILE, SWEEP_ID, SWEPT, RunLog, Tracking, TrackingUnavailable,
                        connect, fcntl)
@@ -142,7 +143,8 @@ class SweepCallback(Callback):
             diverged = [r for r in runs if DIVERGED in r.data.tags]  # an outcome of the config, not a crash
             crashed = [r for r in runs if r.info.status != "FINISHED" and DIVERGED not in r.data.tags]
             failed = any(r.info.status == "FAILED" for r in crashed)
-            status = "FAILED" if failed else "FINISHED" if ended else "KILLED"
+            # Stopped early: KILLED by a signal, FAILED by an error (a launcher's, a dead cluster job).
+            status = "FINISHED" if ended and not failed else "KILLED" if interrupted() and not failed else "FAILED"
             parent.end(status)
         except TrackingUnavailable:  # the command has said so in its one line; the next sweep closes the parent
             return

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from lenet.data import check_data, check_val_fraction, ensure_available, training_samples
 from lenet.engine import check_trainer, resolve_device
 
-from .config import CONF_DIR, compose, register_resolvers
+from .config import CONF_DIR, compose, compose_with_hydra, register_resolvers
 from .tracking import check_store
 
 PROGRESS = ("auto", "bar", "lines")
@@ -153,6 +153,8 @@ def check_command(argv: list[str]) -> list[DictConfig]:
     if jobs is None:
         return []
     configs = [checked_config(overrides) for overrides in jobs]
+    if hydra_args(argv).multirun:
+        check_launcher(jobs[0])
     # What jobs share (output places, datasets, stores) is checked once each, in that order.
     checks = [(lambda cfg: str(cfg.runs_dir), lambda cfg: check_writable(cfg.runs_dir, "runs_dir")),
               (lambda cfg: data_identity(cfg), check_dataset),
@@ -167,6 +169,21 @@ def check_command(argv: list[str]) -> list[DictConfig]:
                 except (LookupError, RuntimeError, ValueError, OSError) as err:
                     raise BadInput(" ".join(str(err).split())) from None
     return configs
+
+
+def check_launcher(overrides: list[str]) -> None:
+    """A SLURM request the cluster cannot satisfy is refused here, before a parent run or a job exists."""
+    launcher = compose_with_hydra(overrides).hydra.launcher
+    if not str(launcher.get("_target_", "")).endswith("SlurmLauncher"):
+        return
+    from .slurm import SlurmUnavailable, preflight
+
+    request = {k: launcher.get(k) for k in ("partition", "nodes", "tasks_per_node", "gpus_per_node", "gpus_per_task",
+                                            "cpus_per_task", "mem_gb", "timeout_min")}
+    try:
+        preflight(request)
+    except (SlurmUnavailable, ValueError) as err:
+        raise BadInput(str(err)) from None
 
 
 def data_identity(cfg: DictConfig) -> tuple:

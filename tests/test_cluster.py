@@ -1,0 +1,150 @@
+"""The main sweep on a real SLURM cluster (one node: this machine), through hydra/launcher=slurm.
+
+tests/services/slurm.sh starts munge, slurmctld and slurmd (and stops them after, unless they were
+already up). The node is a CPU-only partition `cpu`; the commands are the README's recipe for one.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from experiments.config import PROJECT_ROOT
+
+from .commands import ENV, run, runs
+from .services import script, unavailable
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+
+# The README's overrides for a CPU-only partition (conf/hydra/launcher/slurm.yaml asks for a GPU).
+CPU_PARTITION = ["hydra/launcher=slurm", "hydra.launcher.partition=cpu", "hydra.launcher.gpus_per_node=0",
+                 "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if os.geteuid() != 0:
+        unavailable("a SLURM cluster on this machine needs root (bash tests/services/slurm.sh start)")
+    if not all(shutil.which(cmd) for cmd in ("slurmctld", "slurmd", "sbatch", "munged")):
+        unavailable("SLURM is not installed here: bash tests/services/slurm.sh install (root) sets it up")
+    was_up = script("slurm.sh", "status", check=False).returncode == 0
+    script("slurm.sh", "start")
+    yield
+    if not was_up:
+        script("slurm.sh", "stop")
+
+
+def queue() -> list[str]:
+    return subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True, check=True).stdout.split()
+
+
+def left_the_queue(job_ids: set, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while set(queue()) & job_ids:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def start_sweep(runs_dir, *overrides):
+    command = [sys.executable, "-m", "experiments.run", "-m", *overrides, *CPU_PARTITION, "trainer.progress=lines",
+               f"runs_dir={runs_dir}"]
+    return subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=ENV)
+
+
+def wait_for_running(runs_dir, count: int, timeout: float = 120) -> list:
+    """The job runs once `count` of them are RUNNING and have logged an epoch (their process is training)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (runs_dir / "mlflow.db").exists():
+            try:
+                client, jobs = runs(runs_dir)
+            except AttributeError:  # the experiment is not there yet
+                jobs = []
+            live = [r for r in jobs if r.info.status == "RUNNING" and "train_loss" in r.data.metrics]
+            if len(live) == count:
+                return live
+        time.sleep(1)
+    raise AssertionError(f"{count} runs were not RUNNING within {timeout} s")
+
+
+def test_the_main_sweep_runs_as_slurm_jobs_under_one_parent(cluster, runs_dir):
+    proc = run("experiments.run", "-m", "model=classic,d2l", "optim=sgd,adam", *CPU_PARTITION, f"runs_dir={runs_dir}")
+    printed = proc.stdout + proc.stderr
+    assert "submitted SLURM job(s)" in printed and "3 of 4 runs finished, 1 diverged" in printed
+    _, (parent,) = runs(runs_dir, "sweep")
+    _, children = runs(runs_dir)
+    assert parent.info.status == "FINISHED"
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
+    status = {r.info.run_name: r.info.status for r in children}
+    # The same record as on one machine: classic+sgd at lr 0.9 diverges (FAILED, flagged), the rest finish.
+    assert status == {"model=classic,optim=sgd": "FAILED", "model=classic,optim=adam": "FINISHED",
+                      "model=d2l,optim=sgd": "FINISHED", "model=d2l,optim=adam": "FINISHED"}
+    slurm_ids = {r.data.tags["slurm.job_id"] for r in children}
+    assert len(slurm_ids) == 4  # each its own SLURM job (array tasks), recorded on its run
+    logs = list(runs_dir.glob("hydra/multirun/*/.submitit/*/*_log.out"))
+    assert len(logs) == 4
+    assert left_the_queue(slurm_ids)  # each wrote its result, then ended (COMPLETING a moment)
+
+
+@pytest.mark.parametrize("overrides, refusal", [
+    ([], "asks for 1 GPU(s) per node (hydra.launcher.gpus_per_node), but partition 'cpu' has no GPUs; "
+         "for it: hydra.launcher.gpus_per_node=0"),
+    (["hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=600"],
+     "asks for 600 minutes per job (hydra.launcher.timeout_min), but partition 'cpu' allows at most 60; "
+     "for it: hydra.launcher.timeout_min=60"),
+    (["hydra.launcher.partition=gpu"], "hydra.launcher.partition 'gpu' is not a partition of this cluster; "
+                                       "choose one of: cpu"),
+])
+def test_a_request_the_cluster_cannot_satisfy_is_refused_in_one_line(cluster, tmp_path, overrides, refusal):
+    # Under SLURM's default EnforcePartLimits=NO these jobs would be accepted and wait PENDING for ever.
+    before = queue()
+    proc = run("experiments.run", "-m", "model=classic,d2l", "hydra/launcher=slurm", *overrides,
+               f"runs_dir={tmp_path}", check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [f"error: {refusal}" if refusal.startswith("hydra.launcher.partition")
+                                        else f"error: hydra/launcher=slurm {refusal}"]
+    assert queue() == before and list(tmp_path.iterdir()) == []  # nothing submitted, no run, no folder
+
+
+def test_sigterm_cancels_the_sweeps_jobs_and_their_runs_end_killed(cluster, runs_dir):
+    proc = start_sweep(runs_dir, "model=classic,d2l", "trainer.epochs=200")
+    live = wait_for_running(runs_dir, 2)
+    slurm_ids = {r.data.tags["slurm.job_id"] for r in live}
+    assert slurm_ids <= set(queue())
+    stopped = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    printed = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 143 and "Traceback" not in printed, printed
+    assert "cancelling the sweep's 2 SLURM job(s)" in printed
+    assert time.monotonic() - stopped < 60
+    assert not set(queue()) & slurm_ids  # cancelled and gone before the sweep exits, not left on the cluster
+    _, children = runs(runs_dir)
+    _, (parent,) = runs(runs_dir, "sweep")
+    assert [r.info.status for r in children] == ["KILLED", "KILLED"] and parent.info.status == "KILLED"
+
+
+def test_a_job_killed_on_the_cluster_ends_its_run_killed_in_bounded_time(cluster, runs_dir):
+    # kill -9 of the job's process, as the kernel's OOM killer does: it can write nothing more.
+    proc = start_sweep(runs_dir, "model=classic", "trainer.epochs=200")
+    (live,) = wait_for_running(runs_dir, 1)
+    pid = int(live.data.tags["lenet.owner"].split(":")[1])
+    killed = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    printed = proc.communicate(timeout=120)[0]
+    waited = time.monotonic() - killed
+    assert proc.returncode == 1 and "Traceback" not in printed, printed
+    job = live.data.tags["slurm.job_id"]
+    assert f"SLURM job {job} left the queue without a result" in printed and f".submitit/{job}/" in printed
+    assert waited < 45  # the queue is read every 2 s; 15 s of grace for a late result file
+    client = MlflowClient(f"sqlite:///{runs_dir}/mlflow.db")
+    run_ = client.get_run(live.info.run_id)
+    assert run_.info.status == "KILLED" and f"(SLURM job {job})" in run_.data.tags["lenet.closed"]
+    _, (parent,) = runs(runs_dir, "sweep")
+    assert parent.info.status == "FAILED"  # ended by a failure, not by a signal to the sweep
