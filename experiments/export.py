@@ -258,7 +258,7 @@ MAX_DESCRIPTION = 8000  # MLflow's limit on a tag's value, and so on a run's des
 def describe_parent(client: MlflowClient, run_id: str, result: dict, title: str) -> None:
     """The answer on the parent run's own page: the summary as its description (MLflow shows it as
     Markdown on the Overview), the headline numbers as its metrics, the best cell as a tag."""
-    text = summary_text(result, title, with_runs=False)
+    text = "####" + summary_text(result, title, with_runs=False).removeprefix("#")  # a heading, not a banner
     if len(text) > MAX_DESCRIPTION:
         note = "\n\n(cut here to fit MLflow's description; the whole summary is summary/summary.md)"
         text = text[: MAX_DESCRIPTION - len(note)].rsplit("\n", 1)[0] + note
@@ -281,7 +281,8 @@ def where_to_look(tracking_uri: str, experiment_id: str, parent_id: str) -> str:
     else:
         base, start = "http://127.0.0.1:5000", f"mlflow ui --backend-store-uri {tracking_uri} --port 5000, then "
     runs = f"{base}/#/experiments/{experiment_id}/runs"
-    return f"See it in MLflow: {start}open {runs} (this sweep: {runs}/{parent_id})"
+    view = "?workflowType=machine_learning"  # MLflow 3.17's UI: its Model training view, not GenAI's
+    return f"See it in MLflow: {start}open {runs}{view} (this sweep: {runs}/{parent_id}{view})"
 
 
 def sweep_summary(client: MlflowClient, experiment_id: str, parent_id: str, out: Path, runs: list) -> str:

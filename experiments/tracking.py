@@ -187,10 +187,12 @@ def open_experiment(tracking_uri: str, experiment: str, option: str = "--trackin
 
 
 EXPERIMENT_TAGS = {
-    # MLflow 3's UI opens an experiment on its GenAI view (traces, token usage) unless told it is training
+    # What MLflow 3's UI reads to open an experiment on its runs rather than its GenAI view (traces,
+    # token usage). MLflow 3.17's UI follows its GenAI / Model training switch instead, so the links the
+    # sweep prints carry ?workflowType=machine_learning (export.where_to_look).
     "mlflow.experimentKind": "custom_model_development",
-    "mlflow.note.content": ("LeNet variants trained by lenet-sweeps. Each sweep is a parent run named "
-                            "'sweep <overrides>' whose description holds the comparison (tables, tests, "
+    "mlflow.note.content": ("LeNet variants trained by lenet-sweeps. Each sweep is a parent run, named sweep "
+                            "and its overrides, whose description holds the comparison (tables, tests, "
                             "the factorial model); its jobs are its children, one run per config and seed."),
 }
 

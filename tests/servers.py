@@ -22,10 +22,14 @@ class MlflowServer:
     """`mlflow server` on a free loopback port, artifacts served by the server; the backend store
     (sqlite in folder by default, or any database URI) outlives stop() and start()."""
 
-    def __init__(self, folder: Path, backend: str | None = None):
+    def __init__(self, folder: Path, backend: str | None = None, host_name: str | None = None):
+        """host_name: serve on every interface (--host 0.0.0.0) for clients that use this name, as a team
+        server does; MLflow answers 403 to a Host it was not told of (--allowed-hosts)."""
         self.folder, self.port = folder, free_port()
         self.backend = backend or f"sqlite:///{folder}/server.db"
-        self.uri = f"http://127.0.0.1:{self.port}"
+        self.uri = f"http://{host_name or '127.0.0.1'}:{self.port}"
+        self.network = (["--host", "0.0.0.0", "--allowed-hosts", f"{host_name}:{self.port},{host_name}"] if host_name
+                        else ["--host", "127.0.0.1"])
         self.artifacts = folder / "store"
         self.proc: subprocess.Popen | None = None
 
@@ -33,7 +37,7 @@ class MlflowServer:
         mlflow = Path(sys.executable).with_name("mlflow")
         log = open(self.folder / "server.log", "a")
         self.proc = subprocess.Popen(
-            [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            [str(mlflow), "server", *self.network, "--port", str(self.port), "--workers", "1",
              "--backend-store-uri", self.backend, "--artifacts-destination", str(self.artifacts)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout

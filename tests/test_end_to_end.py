@@ -189,7 +189,7 @@ def test_the_sweep_is_one_page_of_mlflow(sweep):
     client, runs = store(runs_dir)
     experiment = client.get_experiment_by_name("lenet-sweeps")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on its runs
-    assert "parent run named 'sweep <overrides>'" in experiment.tags["mlflow.note.content"]
+    assert "parent run, named sweep and its overrides," in experiment.tags["mlflow.note.content"]
     (parent,) = [r for r in runs if r.data.tags.get("lenet.role") == "sweep"]
     description = parent.data.tags["mlflow.note.content"]
     assert "Cells (every swept value but the seed):" in description and "Comparisons of cells" in description
@@ -201,8 +201,9 @@ def test_the_sweep_is_one_page_of_mlflow(sweep):
         == best)
     printed = proc.stdout + proc.stderr
     assert (f"See it in MLflow: mlflow ui --backend-store-uri sqlite:///{runs_dir}/mlflow.db --port 5000, then open "
-            f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs (this sweep: "
-            f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs/{parent.info.run_id})") in printed
+            f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning "
+            f"(this sweep: http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs/{parent.info.run_id}"
+            f"?workflowType=machine_learning)") in printed
 
 
 @pytest.mark.slow

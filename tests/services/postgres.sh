@@ -25,9 +25,7 @@ as_owner() {
 install() {
     if [ -n "$(bin_dir)" ] && [ -x "$(bin_dir)/initdb" ]; then return; fi
     if [ "$(id -u)" != 0 ]; then echo "postgres.sh: install needs root" >&2; exit 1; fi
-    if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]; then
-        apt-get update -qq
-    fi
+    apt-get update -qq  # a clean machine's package lists are missing or stale
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
 }
 

@@ -28,10 +28,7 @@ install() {
         && command -v munged >/dev/null; then
         return
     fi
-    # `apt-get update` once per machine: a clean machine has no package lists yet.
-    if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]; then
-        apt-get update -qq
-    fi
+    apt-get update -qq  # a clean machine's package lists are missing or stale
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
 }
 
