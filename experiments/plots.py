@@ -21,7 +21,10 @@ def learning_curves(history: pd.DataFrame, path: Path, title: str = "") -> None:
                 ax.plot(history["epoch"], history[column], marker="o", label=split)
         ax.set(xlabel="epoch", ylabel=metric)
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.lines:
+            ax.legend()
+        else:  # a run that diverged in its first epoch has no finite loss to draw
+            ax.text(0.5, 0.5, "no finite values", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(title)
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.14, top=0.86, wspace=0.25)  # fixed: tight_layout costs 50 ms
     fig.savefig(path, dpi=100, format="png")

@@ -57,6 +57,7 @@ def test_sweep_logs_one_parent_and_four_children_classic_sgd_diverging(sweep):
     assert set(status.values()) == {("FINISHED", None)}
     printed = proc.stdout + proc.stderr
     assert "3 of 4 runs finished, 1 diverged" in printed and "often an lr too high: try optim.lr=0.1" in printed
+    assert "Warning" not in printed and "Traceback" not in printed  # what a newcomer reads first is clean
 
 
 @pytest.mark.slow
