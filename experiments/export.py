@@ -101,7 +101,7 @@ def runs_table(runs: list, factor_keys=compare.FACTOR_KEYS) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=list(COLUMNS) + [k for k in factor_keys if k not in COLUMNS])
     for col in ("lr", "seed", "epochs", *compare.METRICS, "samples_per_second", "test_size"):
         table[col] = pd.to_numeric(table[col])
-    table = compare.with_outcomes(table)
+    table = compare.with_test_intervals(compare.with_outcomes(table))
     return table[[c for c in table.columns if c in COLUMNS or table[c].notna().any()]]  # unused factor keys go
 
 

@@ -169,6 +169,10 @@ def test_single_runs_are_compared_by_mcnemar_on_their_predictions():
     (cell,) = compare.cells(runs[runs.model == "classic"], ["model"]).to_dict("records")
     assert cell["test_acc_interval"] == "Wilson, 10,000 test images"
     assert (cell["test_acc_ci_low"], cell["test_acc_ci_high"]) == pytest.approx(stats.wilson(9300, 10000))
+    # every run, in the exported runs table, carries its own test-set interval
+    with_ci = compare.with_test_intervals(runs)
+    assert with_ci[["test_acc_low", "test_acc_high"]].to_numpy().ravel() == pytest.approx(
+        [*stats.wilson(9300, 10000), *stats.wilson(9000, 10000)])
 
 
 FACTORS = {"model": ["classic", "d2l"], "act": ["relu", "sigmoid", "tanh"], "pool": ["avg", "max"],
