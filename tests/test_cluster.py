@@ -148,3 +148,17 @@ def test_a_job_killed_on_the_cluster_ends_its_run_killed_in_bounded_time(cluster
     assert run_.info.status == "KILLED" and f"(SLURM job {job})" in run_.data.tags["lenet.closed"]
     _, (parent,) = runs(runs_dir, "sweep")
     assert parent.info.status == "FAILED"  # ended by a failure, not by a signal to the sweep
+
+
+def test_a_request_sbatch_refuses_ends_the_sweep_in_one_line(cluster, runs_dir):
+    # No partition limit covers a constraint no node has: sbatch itself refuses it.
+    proc = run("experiments.run", "-m", "model=classic,d2l", *CPU_PARTITION, "hydra.launcher.constraint=nosuchfeature",
+               f"runs_dir={runs_dir}", check=False)
+    printed = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in printed, printed
+    (error,) = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert error == "error: SLURM refused the sweep's jobs: sbatch: error: Batch job submission failed: " \
+                    "Invalid feature specification"
+    assert "No runs: the sweep ended before any of its jobs started one." in printed
+    _, (parent,) = runs(runs_dir, "sweep")
+    assert parent.info.status == "FAILED"  # ended by an error, not by a signal
