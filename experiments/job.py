@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from hydra.utils import instantiate
@@ -28,7 +29,7 @@ from lenet.model import LeNet, layer_table, parameter_count
 
 from . import plots
 from .config import NOT_IDENTITY, config_hash, flatten
-from .tracking import CONFIG_HASH, DIVERGED, REUSED, RunLog, Tracking, finished_run, tracked_run
+from .tracking import CONFIG_HASH, DIVERGED, REUSED, RunLog, Tracking, finished_run, logged_value, tracked_run
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +115,8 @@ def log_dataset(run: RunLog, cfg: DictConfig, data: Data) -> None:
     digest = hashlib.sha1()
     for split in splits.values():
         if split is not None:
-            digest.update(split.images.cpu().numpy().tobytes())
-            digest.update(split.labels.cpu().numpy().tobytes())
+            for tensor in (split.images, split.labels):  # hashed in place: no copy of the dataset's bytes
+                digest.update(np.ascontiguousarray(tensor.cpu().numpy()))
     side = data.train.images.shape[-1]
     run.dataset(
         name=cfg.data.name, digest=digest.hexdigest()[:16],
@@ -124,15 +125,14 @@ def log_dataset(run: RunLog, cfg: DictConfig, data: Data) -> None:
         profile={name: len(split) for name, split in splits.items() if split is not None})
 
 
-def log_model(tracking: Tracking, run: RunLog, model: torch.nn.Module) -> None:
+def log_model(tracking: Tracking, run: RunLog, model: LeNet) -> None:
     """The best model in MLflow's PyTorch format, as the run's "model": with its signature, an input
     example and the lenet package, so that `mlflow.pytorch.load_model("runs:/<id>/model")` and
     `mlflow models predict` work from the run alone."""
     import mlflow.pytorch
     from mlflow.models import infer_signature
 
-    side = getattr(model, "input_size", 28)
-    example = torch.zeros(2, getattr(model, "in_channels", 1), side, side).numpy()
+    example = torch.zeros(2, model.in_channels, model.input_size, model.input_size).numpy()
     was_training = model.training
     model.eval()
     with torch.no_grad():
@@ -230,7 +230,7 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path, tracking
         "best_epoch": result.best_epoch, "train_seconds": train_seconds,
         "train_samples_per_second": len(job.data.train) * len(history) / train_seconds,
     }
-    final = {k: round(float(v), 6) for k, v in final.items()}  # as logged (RunLog.metrics), so a resumed job's agree
+    final = {k: logged_value(v) for k, v in final.items()}  # as logged, so a resumed job's values agree
     # Step 0, not the last epoch: MLflow's charts then show one value per run (a bar), and the model
     # logged next carries these as its metrics (MLflow copies a run's step-0 metrics to its model).
     run.metrics(final, step=0)
