@@ -1,8 +1,12 @@
 import os
 
-# Test workers run side by side (pytest-xdist), each with torch's threads: idle OpenMP threads
-# sleep instead of spinning on the cores the other worker needs. Results are unchanged.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Test workers run side by side (pytest-xdist, one per core), and each starts sweeps in
+# subprocesses: with torch's default of a thread per core, two workers' processes put two busy
+# threads on every core and both run at half speed (a 12-epoch sweep started twice at once took
+# 43 s, against 21 s with a thread each). Each worker's processes get their share of the cores
+# (torch reads OMP_NUM_THREADS); no check depends on the thread count.
+os.environ.setdefault("OMP_NUM_THREADS",
+                      str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))))
 
 import shutil
 from pathlib import Path

@@ -15,15 +15,18 @@ from .commands import ENV, run, runs
 
 @pytest.mark.slow
 def test_divergence_stops_the_run_marks_it_and_the_sweep_goes_on(runs_dir):
-    # d2l's LeNet with GELU at the book's SGD lr 0.9, batch 256, pixels in [0, 1]: nan in epoch 2 on these digits.
+    # d2l's LeNet with GELU at the book's SGD lr 0.9, batch 256, pixels in [0, 1]: nan in epoch 2 or 3 on these
+    # digits (which one depends on torch's thread count: 2 threads, epoch 2; 1 thread, epoch 3).
     run("experiments.run", "-m", "model=d2l", "model.activation=gelu,sigmoid", "optim=sgd", "trainer.epochs=4",
         "data.normalize=none", "trainer.batch_size=256", f"runs_dir={runs_dir}")
     client, jobs = runs(runs_dir)
     by_activation = {r.data.params["model.activation"]: r for r in jobs}
     gelu, sigmoid = by_activation["gelu"], by_activation["sigmoid"]
-    assert gelu.data.tags["lenet.diverged"] == "2" and gelu.info.status == "FAILED"
-    assert "nan at epoch 2" in gelu.data.tags["error.message"]
-    assert [m.step for m in client.get_metric_history(gelu.info.run_id, "train_loss")] == [1, 2]  # kept
+    epoch = int(gelu.data.tags["lenet.diverged"])
+    assert epoch in (2, 3) and gelu.info.status == "FAILED"  # stopped there, not trained on to epoch 4
+    assert f"nan at epoch {epoch}" in gelu.data.tags["error.message"]
+    steps = [m.step for m in client.get_metric_history(gelu.info.run_id, "train_loss")]
+    assert steps == list(range(1, epoch + 1))  # every epoch it trained is kept
     assert "test_acc" not in gelu.data.metrics
     assert gelu.data.metrics["train_seconds"] > 0  # the time it trained still counts (bench --sweep reads it)
     assert sigmoid.info.status == "FINISHED"
