@@ -289,7 +289,15 @@ class RunLog:
     def dataset(self, name: str, digest: str, source: dict, schema: dict, profile: dict) -> None:
         """The run's input dataset (MLflow's Dataset column), used for training."""
         dataset = Dataset(name, digest, "local", json.dumps(source), json.dumps(schema), json.dumps(profile))
-        self.client.log_inputs(self.run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])])
+        inputs = [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])]
+        try:
+            self.client.log_inputs(self.run_id, inputs)
+        except MlflowException as err:
+            # MLflow looks the dataset up, then inserts it if missing: a job of the same sweep inserting it in
+            # between makes ours break the store's unique constraint. By then the row is there to be found.
+            if not duplicate_row(err):
+                raise
+            self.client.log_inputs(self.run_id, inputs)
 
     def artifacts(self, folder: Path) -> None:
         self.client.log_artifacts(self.run_id, str(folder))
@@ -340,6 +348,11 @@ def tracked_run(tracking: Tracking, name: str, tags: dict, error_dir: Path) -> I
     finally:
         if status is not None:
             run.end(status)
+
+
+def duplicate_row(err: MlflowException) -> bool:
+    """A store's unique constraint refused an insert: IntegrityError (sqlite, MySQL) or UniqueViolation (psycopg2)."""
+    return "IntegrityError" in err.message or "UniqueViolation" in err.message
 
 
 def disk_full(err: BaseException) -> bool:

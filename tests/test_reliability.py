@@ -6,9 +6,11 @@ import sys
 
 import pandas as pd
 import pytest
+from sqlalchemy import event
 
 from experiments import export
 from experiments.config import PROJECT_ROOT
+from experiments.tracking import connect, tracked_run
 
 from .commands import ENV, run, runs
 
@@ -119,3 +121,27 @@ def test_a_full_disk_is_one_line_leaves_nothing_running_and_a_rerun_resumes(smal
     assert sorted({r.data.params["model"] for r in jobs if r.info.status == "FINISHED"}) == ["classic", "d2l"]
     (parent,) = runs(small_disk, "sweep")[1]
     assert parent.info.status == "FINISHED"
+
+
+def test_jobs_logging_the_same_dataset_at_once_both_keep_it(runs_dir):
+    # MLflow looks a dataset up, then inserts it if missing; a job doing the same in between makes the insert
+    # hit the store's unique constraint (seen with 4 joblib jobs). Here the other job lands in exactly that gap.
+    tracking = connect(f"sqlite:///{runs_dir}/mlflow.db", "lenet-sweeps")
+    other = connect(f"sqlite:///{runs_dir}/mlflow.db", "lenet-sweeps")
+    dataset = dict(name="mnist5k", digest="4d7258d2", source={}, schema={}, profile={})
+    engine = tracking.client._tracking_client.store.engine
+    gap = []
+
+    def other_job_first(conn, cursor, statement, *args):
+        if statement.startswith("INSERT INTO datasets") and not gap:
+            gap.append(statement)
+            with tracked_run(other, "other job", {"lenet.role": "job"}, runs_dir) as run:
+                run.dataset(**dataset)
+
+    event.listen(engine, "before_cursor_execute", other_job_first)
+    with tracked_run(tracking, "job", {"lenet.role": "job"}, runs_dir) as run:
+        run.dataset(**dataset)
+    finished = runs(runs_dir)[1]
+    assert gap, "the other job never landed between lookup and insert"
+    assert sorted(r.info.status for r in finished) == ["FINISHED", "FINISHED"]
+    assert [[d.dataset.digest for d in r.inputs.dataset_inputs] for r in finished] == [["4d7258d2"]] * 2
