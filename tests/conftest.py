@@ -9,12 +9,21 @@ os.environ.setdefault("OMP_NUM_THREADS",
                       str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))))
 
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from .idx import write_dataset
+
+
+def pytest_collection_modifyitems(items):
+    """Files with the most slow tests first. xdist (--dist loadfile --no-loadscope-reorder) hands whole
+    files to the workers in this order: the long ones start at once and the many quick files even out
+    the end. Its default, most tests first, left single long tests (a server outage, 90 s) for last."""
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])  # stable: a file's tests keep their order
 
 
 @pytest.fixture(scope="session")
