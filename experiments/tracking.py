@@ -200,8 +200,14 @@ EXPERIMENT_TAGS = {
 def get_or_create(client: MlflowClient, experiment: str, artifact_location: str | None) -> Tracking:
     found = client.get_experiment_by_name(experiment)
     if found is None:
-        return Tracking(client, client.create_experiment(experiment, artifact_location=artifact_location,
-                                                         tags=EXPERIMENT_TAGS))
+        try:
+            return Tracking(client, client.create_experiment(experiment, artifact_location=artifact_location,
+                                                             tags=EXPERIMENT_TAGS))
+        except MlflowException as err:
+            # Another sweep created it since we looked (both started at once on a new server): use theirs.
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            found = client.get_experiment_by_name(experiment)
     for key, value in EXPERIMENT_TAGS.items():  # experiments made before, or elsewhere: what the user set stays
         if key not in found.tags:
             client.set_experiment_tag(found.experiment_id, key, value)

@@ -6,11 +6,12 @@ import sys
 
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 from sqlalchemy import event
 
 from experiments import export
 from experiments.config import PROJECT_ROOT
-from experiments.tracking import connect, tracked_run
+from experiments.tracking import connect, get_or_create, tracked_run
 
 from .commands import ENV, run, runs
 
@@ -145,3 +146,22 @@ def test_jobs_logging_the_same_dataset_at_once_both_keep_it(runs_dir):
     assert gap, "the other job never landed between lookup and insert"
     assert sorted(r.info.status for r in finished) == ["FINISHED", "FINISHED"]
     assert [[d.dataset.digest for d in r.inputs.dataset_inputs] for r in finished] == [["4d7258d2"]] * 2
+
+
+def test_sweeps_creating_the_experiment_at_once_both_get_it(runs_dir):
+    # On a server or PostgreSQL (no file lock): two sweeps starting on a new store both find no experiment
+    # and both create it. Here the other sweep's create lands between this one's lookup and its insert.
+    client = MlflowClient(f"sqlite:///{runs_dir}/mlflow.db")
+    engine = client._tracking_client.store.engine
+    gap = []
+
+    def other_sweep_first(conn, cursor, statement, *args):
+        if statement.startswith("INSERT INTO experiments") and not gap:
+            gap.append("its own insert fires this hook too")
+            gap[0] = get_or_create(MlflowClient(f"sqlite:///{runs_dir}/mlflow.db"), "lenet-sweeps", None)
+
+    event.listen(engine, "before_cursor_execute", other_sweep_first)
+    tracking = get_or_create(client, "lenet-sweeps", None)
+    assert gap, "the other sweep never landed between lookup and insert"
+    assert tracking.experiment_id == gap[0].experiment_id
+    assert [e.name for e in client.search_experiments()] == ["lenet-sweeps", "Default"]
