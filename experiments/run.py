@@ -23,7 +23,7 @@ from .config import CONF_DIR, group_choices, register_resolvers
 from .errors import Abort, JobError, one_line
 from .job import run_job
 from .liveness import close_stale_runs
-from .tracking import ROLE, SWEEP_ID, TrackingUnavailable, connect, disk_full, read_sweep
+from .tracking import ROLE, SWEEP_ID, ExperimentDeleted, TrackingUnavailable, connect, disk_full, read_sweep
 from .validate import BadInput, check_command
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,8 @@ def main(cfg: DictConfig) -> float:
         if hc.mode == RunMode.RUN:  # a sweep closes dead runs once, at its start (experiments.sweep)
             close_stale_runs(tracking.client, tracking.experiment_id, cfg.mlflow.heartbeat_timeout_s)
         result = run_job(cfg, tracking, name, tags, out, group_choices(hc.runtime.choices))
+    except ExperimentDeleted as err:  # every job would be refused the same way
+        raise Abort(str(err)) from None
     except TrackingUnavailable as err:  # nothing more can be logged: stop the sweep here
         raise Abort(f"{err} during {name}; what was logged before is kept there: when it answers again, rerun "
                     f"the same command to resume (FINISHED jobs are skipped)") from None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import json
 import logging
@@ -16,8 +17,8 @@ from omegaconf import DictConfig
 from .errors import Abort, one_line
 from .process import interrupted
 from .liveness import OWNER, Heartbeat, close_stale_runs, gone, iso, me, owner_tags
-from .tracking import (DIVERGED, ROLE, SWEEP_FILE, SWEEP_ID, SWEPT, RunLog, Tracking, TrackingUnavailable,
-                       connect, fcntl)
+from .tracking import (DIVERGED, ROLE, SWEEP_FILE, SWEEP_ID, SWEPT, ExperimentDeleted, RunLog, Tracking,
+                       TrackingUnavailable, connect, fcntl)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,17 @@ class SweepCallback(Callback):
         self.tracking_uri = ""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        try:
+            self.start(config)
+        except (ExperimentDeleted, TrackingUnavailable) as err:  # their messages say what to do
+            raise Abort(str(err)) from None
+        except Exception as err:  # Hydra would only warn, then launch the jobs with no parent run to join
+            if self.parent is not None:
+                with contextlib.suppress(Exception):
+                    self.parent.end("FAILED")
+            raise Abort(f"the sweep could not start its MLflow record: {one_line(err)}") from None
+
+    def start(self, config: DictConfig) -> None:
         # The summary's modules (pandas, statsmodels, matplotlib) are imported now, not at the end: the
         # parent may be closed from an atexit handler, where threading refuses what they register.
         from . import export  # noqa: F401

@@ -112,6 +112,10 @@ def relocate(store: Path) -> list[str]:
     return sorted(roots)
 
 
+class ExperimentDeleted(LookupError):
+    """The experiment is in MLflow's trash (the UI's Delete): no run can be added until it is restored."""
+
+
 class TrackingUnavailable(Exception):
     """The tracking server stopped answering for longer than the patience allowed."""
 
@@ -208,6 +212,12 @@ def get_or_create(client: MlflowClient, experiment: str, artifact_location: str 
             if err.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
             found = client.get_experiment_by_name(experiment)
+    if found.lifecycle_stage == "deleted":  # MLflow refuses new runs in it; its own message names no way out
+        uri = client.tracking_uri
+        raise ExperimentDeleted(
+            f"the MLflow experiment {experiment!r} at {uri} was deleted (its runs are kept until the store is "
+            f"cleaned up); restore it with `MLFLOW_TRACKING_URI={uri} mlflow experiments restore --experiment-id "
+            f"{found.experiment_id}`, or name another with mlflow.experiment=NAME")
     for key, value in EXPERIMENT_TAGS.items():  # experiments made before, or elsewhere: what the user set stays
         if key not in found.tags:
             client.set_experiment_tag(found.experiment_id, key, value)

@@ -1,8 +1,13 @@
 """Bad input is refused in one line naming the value, before any run, directory or file is made."""
 import hashlib
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from mlflow.entities import ViewType
+from mlflow.tracking import MlflowClient
 
 from experiments import bench, export, inspect
 from experiments import run as run_command
@@ -10,7 +15,7 @@ from experiments.job import run_job
 from experiments.tracking import connect
 from experiments.validate import BadInput, check_command
 
-from .commands import runs
+from .commands import run, runs
 from .idx import FILES, write_dataset
 from .jobs import job_config
 
@@ -150,3 +155,28 @@ def test_export_to_a_place_it_cannot_write_is_one_line(runs_dir, capsys):
                         "--out", str(blocked / "exports")]) == 1
     assert capsys.readouterr().err == f"error: --out {blocked}/exports cannot be created: {blocked} is a file, not " \
                                       "a directory\n"
+
+
+@pytest.mark.slow
+def test_a_deleted_experiment_is_one_line_saying_how_to_restore_it_and_its_runs_are_kept(runs_dir):
+    cfg, choices = job_config(runs_dir)
+    first = run_job(cfg, connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment), "first", {"lenet.role": "job"},
+                    runs_dir / "out", choices)
+    uri = cfg.mlflow.tracking_uri
+    client = MlflowClient(uri)
+    experiment_id = client.get_experiment_by_name("lenet-sweeps").experiment_id
+    client.delete_experiment(experiment_id)  # as the MLflow UI's Delete does: to its trash, runs and all
+
+    proc = run("experiments.run", "-m", "model=classic,d2l", "trainer.epochs=1", f"runs_dir={runs_dir}", check=False)
+    assert proc.returncode == 1
+    restore = f"MLFLOW_TRACKING_URI={uri} mlflow experiments restore --experiment-id {experiment_id}"
+    assert (proc.stdout + proc.stderr).splitlines() == [
+        f"error: the MLflow experiment 'lenet-sweeps' at {uri} was deleted (its runs are kept until the store is "
+        f"cleaned up); restore it with `{restore}`, or name another with mlflow.experiment=NAME"]
+    assert client.get_experiment(experiment_id).lifecycle_stage == "deleted"
+    kept = client.search_runs([experiment_id], run_view_type=ViewType.ALL)
+    assert [r.info.run_id for r in kept] == [first.run_id]
+
+    subprocess.run(restore, shell=True, check=True, capture_output=True,
+                   env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    assert client.get_experiment(experiment_id).lifecycle_stage == "active"  # the advice works

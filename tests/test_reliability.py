@@ -6,12 +6,15 @@ import sys
 
 import pandas as pd
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy import event
 
 from experiments import export
-from experiments.config import PROJECT_ROOT
-from experiments.tracking import connect, get_or_create, tracked_run
+from experiments.config import PROJECT_ROOT, compose_with_hydra
+from experiments.errors import Abort
+from experiments.sweep import SweepCallback
+from experiments.tracking import RunLog, connect, get_or_create, tracked_run
 
 from .commands import ENV, run, runs
 
@@ -165,3 +168,19 @@ def test_sweeps_creating_the_experiment_at_once_both_get_it(runs_dir):
     assert gap, "the other sweep never landed between lookup and insert"
     assert tracking.experiment_id == gap[0].experiment_id
     assert [e.name for e in client.search_experiments()] == ["lenet-sweeps", "Default"]
+
+
+def test_a_failure_while_starting_the_sweeps_record_stops_it_in_one_line_and_ends_its_parent(runs_dir, monkeypatch):
+    # Hydra only warns when a callback raises, then launches the jobs: here they would run with no parent to join.
+    cfg = compose_with_hydra([f"runs_dir={runs_dir}"])
+
+    def refused(run, tags):
+        raise MlflowException("the store refused the write")
+
+    monkeypatch.setattr(RunLog, "tags", refused)  # the parent run exists by the time its tags are written
+    with pytest.raises(Abort) as stopped:
+        SweepCallback().on_multirun_start(cfg)
+    assert str(stopped.value) == "the sweep could not start its MLflow record: MlflowException: the store " \
+                                 "refused the write"
+    (parent,) = runs(runs_dir, "sweep")[1]
+    assert parent.info.status == "FAILED"  # not left RUNNING with no process behind it
