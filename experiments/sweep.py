@@ -18,7 +18,7 @@ from .errors import Abort, one_line
 from .process import interrupted
 from .liveness import OWNER, Heartbeat, close_stale_runs, gone, iso, me, owner_tags
 from .tracking import (DIVERGED, ROLE, SWEEP_FILE, SWEEP_ID, SWEPT, ExperimentDeleted, RunLog, Tracking,
-                       TrackingUnavailable, connect, fcntl)
+                       TrackingUnavailable, absolute, connect, fcntl)
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +61,16 @@ class SweepCallback(Callback):
         task = list(config.hydra.overrides.task)
         overrides = " ".join(task) or "(defaults)"
         m = config.mlflow
-        self.tracking_uri = m.tracking_uri
-        self.hold_lock(m.tracking_uri, m.experiment, overrides)
-        tracking = connect(m.tracking_uri, m.experiment, m.server_patience_s)
+        self.tracking_uri = absolute(m.tracking_uri)
+        self.hold_lock(self.tracking_uri, m.experiment, overrides)
+        tracking = connect(self.tracking_uri, m.experiment, m.server_patience_s)
         client, self.experiment_id = tracking
         close_stale_runs(client, self.experiment_id, m.heartbeat_timeout_s)
         swept = [o.get_key_element() for o in OverridesParser.create().parse_overrides(task) if o.is_sweep_override()]
         swept += list(config.hydra.sweeper.get("params") or {})  # a search sweeper's space (hydra/sweeper=search)
         earlier = previous_sweep(client, self.experiment_id, overrides) if config.resume else None
         if earlier is not None and earlier.info.status == "RUNNING":  # alive: stale ones were closed above
-            raise Abort(already_running(m.tracking_uri, earlier.data.tags.get(OWNER, "another process")))
+            raise Abort(already_running(self.tracking_uri, earlier.data.tags.get(OWNER, "another process")))
         if earlier is not None:  # the same command again: carry on with that sweep's record
             sweep_id = earlier.data.tags[SWEEP_ID]
             self.parent = RunLog(client, earlier.info.run_id)
@@ -87,7 +87,7 @@ class SweepCallback(Callback):
             )
             log.info("MLflow sweep %s: parent run %s", sweep_id, self.parent.run_id)
         if self.lock is None:  # no local lock (a tracking server): settle who runs it by a claim
-            self.claim(tracking, m.tracking_uri, overrides, created=earlier is None, timeout_s=m.heartbeat_timeout_s)
+            self.claim(tracking, self.tracking_uri, overrides, created=earlier is None, timeout_s=m.heartbeat_timeout_s)
         self.parent.tags({SWEPT: json.dumps(swept)})
         self.exports = Path(config.runs_dir) / "exports"
         sweep_dir.mkdir(parents=True, exist_ok=True)

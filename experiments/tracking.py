@@ -59,6 +59,7 @@ def connect(tracking_uri: str, experiment: str, patience_s: float = 120) -> Trac
     artifacts is pointed at them where it now is (relocate). A tracking server gets a PatientClient:
     an outage of up to patience_s (a restart) is waited out, a longer one raises TrackingUnavailable.
     """
+    tracking_uri = absolute(tracking_uri)
     if tracking_uri.startswith(("http://", "https://")):
         return get_or_create(PatientClient(tracking_uri, patience_s), experiment, None)
     if not tracking_uri.startswith("sqlite:///"):
@@ -74,6 +75,14 @@ def connect(tracking_uri: str, experiment: str, patience_s: float = 120) -> Trac
         with sqlite3.connect(store) as db:
             db.execute("PRAGMA journal_mode=WAL")
     return found
+
+
+def absolute(tracking_uri: str) -> str:
+    """A local store's URI with an absolute path (runs_dir=myruns): MLflow makes no artifact URI from a
+    relative one, and a printed `mlflow ui --backend-store-uri` must work from any directory."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return tracking_uri
+    return "sqlite:///" + os.path.abspath(tracking_uri.removeprefix("sqlite:///"))
 
 
 ARTIFACT_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),

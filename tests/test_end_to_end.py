@@ -274,3 +274,17 @@ def test_a_moved_runs_folder_keeps_its_artifacts_and_logs_new_ones_where_it_is(t
         assert found.info.artifact_uri.startswith((moved / "mlartifacts").as_uri())
         local = tracking.client.download_artifacts(run_id, "predictions.csv", str(tmp_path))
         assert len(pd.read_csv(local)) == 100
+
+
+@pytest.mark.slow
+def test_a_relative_runs_dir_is_taken_from_the_working_directory(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "experiments.run", "-m", "model=d2l", "trainer.epochs=1",
+                           "runs_dir=myruns"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs_dir = tmp_path / "myruns"
+    client, found = store(runs_dir)
+    (job,) = [r for r in found if r.data.tags["lenet.role"] == "job"]
+    assert job.info.status == "FINISHED"
+    assert job.info.artifact_uri.startswith((runs_dir / "mlartifacts").as_uri())
+    assert "model_best.pt" in {a.path for a in client.list_artifacts(job.info.run_id)}
+    assert f"mlflow ui --backend-store-uri sqlite:///{runs_dir}/mlflow.db " in proc.stdout + proc.stderr  # any cwd
