@@ -17,7 +17,7 @@ from pathlib import Path
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import MissingConfigException
+from hydra.errors import MissingConfigException, OverrideParseException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -57,6 +57,10 @@ def job_overrides(argv: list[str]) -> list[list[str]] | None:
     args = hydra_args(argv)
     if args is None or args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return None
+    try:
+        OverridesParser.create().parse_overrides(list(args.overrides))
+    except OverrideParseException as err:
+        raise BadInput(unreadable(err)) from None
     if not args.multirun:
         return [list(args.overrides)]
     try:
@@ -156,7 +160,8 @@ def check_command(argv: list[str]) -> list[DictConfig]:
     if hydra_args(argv).multirun:
         check_launcher(jobs[0])
     # What jobs share (output places, datasets, stores) is checked once each, in that order.
-    checks = [(lambda cfg: str(cfg.runs_dir), lambda cfg: check_writable(cfg.runs_dir, "runs_dir")),
+    checks = [(lambda cfg: tuple(paths(cfg).items()), lambda cfg: check_no_tilde(paths(cfg))),
+              (lambda cfg: str(cfg.runs_dir), lambda cfg: check_writable(cfg.runs_dir, "runs_dir")),
               (lambda cfg: data_identity(cfg), check_dataset),
               (lambda cfg: cfg.mlflow.tracking_uri, lambda cfg: check_store(cfg.mlflow.tracking_uri))]
     for key, check in checks:
@@ -196,6 +201,43 @@ def check_dataset(cfg: DictConfig) -> None:
     d = cfg.data
     ensure_available(d.name, d.root, d.download, d.get("mirror"), d.get("cache_dir"))
     check_val_fraction(d.val_fraction, training_samples(d.name, d.root))
+
+
+def paths(cfg: DictConfig) -> dict[str, str]:
+    """The places a job reads or writes, by key."""
+    return {"runs_dir": str(cfg.runs_dir), "data.root": str(cfg.data.root), "data.cache_dir": str(cfg.data.cache_dir),
+            "mlflow.tracking_uri": str(cfg.mlflow.tracking_uri)}
+
+
+def check_no_tilde(places: dict[str, str]) -> None:
+    """ValueError for a path starting with ~: zsh and sh leave it after = as typed, and it would make a
+    folder named ~ in the working directory (which `rm -rf ~` then "cleans up")."""
+    for key, value in places.items():
+        if message := tilde(key, value):
+            raise ValueError(message)
+
+
+def tilde(key: str, value: str) -> str | None:
+    """What to write instead of a path value (or sqlite:/// URI) starting with ~, if it does."""
+    path = value.removeprefix("sqlite:///")
+    if not path.startswith("~"):
+        return None
+    full = value.replace(path, os.path.expanduser(path), 1)
+    return f"{key} {value}: ~ is not expanded here (the shell left it as typed); write the full path: {key}={full}"
+
+
+def unreadable(err: OverrideParseException) -> str:
+    """One line for an override Hydra's grammar cannot read: a ~ path, or how to quote the value."""
+    key, _, value = err.override.partition("=")
+    if message := tilde(key.lstrip("+~"), value):
+        return message
+    lines = [line.strip() for line in err.message.splitlines()]
+    reason = next((line for line in lines if line and line != "^" and not line.startswith(("Error parsing", "See "))),
+                  "")
+    if reason.startswith("LexerNoViableAltException"):
+        reason = "a character it does not take unquoted"
+    return (f"cannot read the override {err.override!r} ({reason}); quote the value for Hydra: '{key}=\"{value}\"' "
+            f"(https://hydra.cc/docs/advanced/override_grammar/basic)")
 
 
 def check_writable(path: str, key: str) -> None:

@@ -49,6 +49,20 @@ from .jobs import job_config
     (["model.activation=swish"], "unknown activation 'swish'; choose one of: sigmoid, tanh, relu"),
     (["model.pool=min"], "unknown pool 'min'; choose one of: avg, max"),
     (["mlflow.tracking_uri=http://127.0.0.1:9"], "cannot reach the MLflow tracking server at http://127.0.0.1:9"),
+    # zsh and sh leave a ~ after = as typed: it would make a folder named ~ here, which rm -rf ~ then "cleans up".
+    (["runs_dir=~/lenet-runs"], f"runs_dir ~/lenet-runs: ~ is not expanded here (the shell left it as typed); "
+                                f"write the full path: runs_dir={os.path.expanduser('~/lenet-runs')}"),
+    (["-m", "model=classic,d2l", "runs_dir=~/lenet-runs"], "runs_dir ~/lenet-runs: ~ is not expanded here"),
+    (["runs_dir='~/lenet-runs'"], "runs_dir ~/lenet-runs: ~ is not expanded here"),  # quoted for Hydra
+    (["data=mnist", "data.root=~/data"], f"data.root ~/data: ~ is not expanded here (the shell left it as typed); "
+                                         f"write the full path: data.root={os.path.expanduser('~/data')}"),
+    (["mlflow.tracking_uri=sqlite:///~/runs/mlflow.db"], "mlflow.tracking_uri sqlite:///~/runs/mlflow.db: ~ is not "
+                                                         "expanded here (the shell left it as typed); write the full "
+                                                         f"path: mlflow.tracking_uri=sqlite:///{os.path.expanduser('~')}"
+                                                         "/runs/mlflow.db"),
+    (["-m", "model=classic,d2l", "mlflow.experiment=a b)"], "cannot read the override 'mlflow.experiment=a b)' "
+                                                             "(extraneous input ')' expecting <EOF>); quote the value "
+                                                             "for Hydra: 'mlflow.experiment=\"a b)\"'"),
 ])
 def test_bad_input_is_one_line_naming_the_value(argv, message):
     with pytest.raises(BadInput) as err:
