@@ -204,9 +204,10 @@ def check_dataset(cfg: DictConfig) -> None:
 
 
 def paths(cfg: DictConfig) -> dict[str, str]:
-    """The places a job reads or writes, by key."""
-    return {"runs_dir": str(cfg.runs_dir), "data.root": str(cfg.data.root), "data.cache_dir": str(cfg.data.cache_dir),
-            "mlflow.tracking_uri": str(cfg.mlflow.tracking_uri)}
+    """The places a job reads or writes, by key (a data config may have no cache)."""
+    places = {"runs_dir": cfg.runs_dir, "data.root": cfg.data.root, "data.cache_dir": cfg.data.get("cache_dir"),
+              "mlflow.tracking_uri": cfg.mlflow.tracking_uri}
+    return {key: str(value) for key, value in places.items() if value is not None}
 
 
 def check_no_tilde(places: dict[str, str]) -> None:
