@@ -3,7 +3,7 @@
 Two are speed switches that no library should flip behind its caller's back, so `lenet/` never
 does; the commands call `tune()` first thing and end with `fast_exit()`. Set LENET_PROCESS_TUNING=0
 to turn both off (e.g. to compare, or under a debugger that wants a normal interpreter exit).
-The third is how the run command takes Ctrl-C and SIGTERM (`handle_signals`).
+The third is how the run command takes Ctrl-C and SIGTERM (`quiet_start`, then `handle_signals`).
 """
 from __future__ import annotations
 
@@ -91,6 +91,18 @@ RECEIVED: list[int] = []  # the signal that stopped this process, once one has
 def interrupted() -> bool:
     """Whether Ctrl-C or SIGTERM stopped this process (its runs end KILLED; other early ends are FAILED)."""
     return bool(RECEIVED)
+
+
+def quiet_start() -> None:
+    """Ctrl-C while a command starts (imports and checks take seconds, and nothing has run or been
+    written yet) ends it in one line instead of a traceback from whatever was loading; the command
+    calls handle_signals before it writes anything."""
+    def on_signal(signum, frame):
+        sys.stderr.write("interrupted while starting: nothing was run or written\n")
+        os._exit(128 + signum)
+
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a background job of a shell ignores SIGINT: keep it so
+        signal.signal(signal.SIGINT, on_signal)
 
 
 def handle_signals() -> None:

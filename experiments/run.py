@@ -10,6 +10,11 @@ import os
 import sys
 from pathlib import Path
 
+from experiments import process
+
+if __name__ == "__main__":  # not in a launcher's job process, which imports this module for `main`
+    process.quiet_start()  # Ctrl-C during the seconds of imports and checks below: one line, no traceback
+
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -18,7 +23,6 @@ from omegaconf import DictConfig
 
 from lenet.engine import resolve_device
 
-from . import process
 from .config import CONF_DIR, group_choices, register_resolvers
 from .errors import Abort, JobError, one_line
 from .job import run_job

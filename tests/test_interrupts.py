@@ -80,3 +80,17 @@ def test_runs_of_a_killed_process_are_closed_when_the_sweep_is_run_again(runs_di
     assert parent.info.status == "FINISHED" and parent.info.run_id == closed.data.tags["mlflow.parentRunId"]
 
 
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after_s", [0.5, 2.0])  # importing torch and MLflow; composing and checking every job
+def test_ctrl_c_while_the_command_starts_is_one_line_and_nothing_is_written(tmp_path, after_s):
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.run", "-m", "model=classic,d2l", "optim=sgd,adam",
+                             f"runs_dir={tmp_path / 'runs'}"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=ENV,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(after_s)
+    proc.send_signal(signal.SIGINT)
+    printed = proc.communicate(timeout=60)[0]
+    assert (proc.returncode, printed) == (130, "interrupted while starting: nothing was run or written\n")
+    assert list(tmp_path.iterdir()) == []
