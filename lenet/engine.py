@@ -57,7 +57,10 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but CUDA is not available; use device=auto or cpu")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except RuntimeError:  # torch's own message lists every device type it knows, most not for this engine
+        raise ValueError(f"unknown device {device!r}; choose one of: auto, cpu, cuda, cuda:N") from None
 
 
 class EagerStep:

@@ -48,6 +48,7 @@ from .jobs import job_config
     (["data.val_fraction=-0.2"], "data.val_fraction -0.2 is outside [0, 1)"),
     (["model.activation=swish"], "unknown activation 'swish'; choose one of: sigmoid, tanh, relu"),
     (["model.pool=min"], "unknown pool 'min'; choose one of: avg, max"),
+    (["device=tpu"], "unknown device 'tpu'; choose one of: auto, cpu, cuda, cuda:N"),
     (["mlflow.tracking_uri=http://127.0.0.1:9"], "cannot reach the MLflow tracking server at http://127.0.0.1:9"),
     # zsh and sh leave a ~ after = as typed: it would make a folder named ~ here, which rm -rf ~ then "cleans up".
     (["runs_dir=~/lenet-runs"], f"runs_dir ~/lenet-runs: ~ is not expanded here (the shell left it as typed); "
