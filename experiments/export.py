@@ -51,10 +51,17 @@ def find_sweep(client: MlflowClient, experiment_id: str, sweep: str = "latest"):
     flt = f"tags.`{ROLE}` = 'sweep'" + ("" if sweep == "latest" else f" and tags.`{SWEEP_ID}` = '{sweep}'")
     found = client.search_runs([experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"],
                                max_results=1)
-    if not found:
-        what = "no sweep" if sweep == "latest" else f"no sweep {sweep!r}"
-        raise LookupError(f"{what} in this experiment; run one with: python -m experiments.run -m ...")
-    return found[0]
+    if found:
+        return found[0]
+    if sweep != "latest":
+        sweeps = client.search_runs([experiment_id], filter_string=f"tags.`{ROLE}` = 'sweep'",
+                                    order_by=["attributes.start_time DESC"], max_results=5)
+        if sweeps:
+            ids = ", ".join(r.data.tags.get(SWEEP_ID, r.info.run_id) for r in sweeps)
+            raise LookupError(f"no sweep {sweep!r} in this experiment; its newest sweeps: {ids} "
+                              f"(or --sweep latest)")
+    what = "no sweep" if sweep == "latest" else f"no sweep {sweep!r}"
+    raise LookupError(f"{what} in this experiment; run one with: python -m experiments.run -m ...")
 
 
 def job_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list:

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from experiments import bench, export, inspect
 from experiments import run as run_command
 from experiments.job import run_job
-from experiments.tracking import connect
+from experiments.tracking import connect, tracked_run
 from experiments.validate import BadInput, check_command
 
 from .commands import run, runs
@@ -195,3 +195,15 @@ def test_a_deleted_experiment_is_one_line_saying_how_to_restore_it_and_its_runs_
     subprocess.run(restore, shell=True, check=True, capture_output=True,
                    env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     assert client.get_experiment(experiment_id).lifecycle_stage == "active"  # the advice works
+
+
+def test_export_of_an_unknown_sweep_names_the_sweeps_there(runs_dir, capsys):
+    tracking = connect(f"sqlite:///{runs_dir}/mlflow.db", "lenet-sweeps")
+    for sweep_id in ("2026-11-20_10-00-00-aaaaaa", "2026-11-21_10-00-00-bbbbbb"):
+        with tracked_run(tracking, f"sweep {sweep_id}", {"lenet.role": "sweep", "lenet.sweep_id": sweep_id}, runs_dir):
+            pass
+    assert export.main(["--tracking-uri", f"sqlite:///{runs_dir}/mlflow.db", "--sweep", "2026-11-21",
+                        "--out", str(runs_dir / "out")]) == 1
+    assert capsys.readouterr().err == "error: no sweep '2026-11-21' in this experiment; its newest sweeps: " \
+                                      "2026-11-21_10-00-00-bbbbbb, 2026-11-20_10-00-00-aaaaaa (or --sweep latest)\n"
+    assert not (runs_dir / "out").exists()
