@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from lenet.engine import resolve_device
 
-from .config import CONF_DIR, group_choices, register_resolvers
+from .config import CONF_DIR, NOT_IDENTITY, group_choices, register_resolvers
 from .errors import Abort, JobError, one_line
 from .job import run_job
 from .liveness import close_stale_runs
@@ -47,13 +47,15 @@ def share_cores() -> None:
 def job_identity() -> tuple[str, dict]:
     """The run's name and tags, from Hydra's view of the job.
 
-    The name is the job's overrides; in a sweep, only those of the swept keys
-    (model=classic,optim=adam), since the rest are the same for every job.
+    The name is the job's overrides of what it computes (not runs_dir, data.root, ...); in a sweep,
+    only those of the swept keys (model=classic,optim=adam), since the rest are the same for every job.
     """
     hc = HydraConfig.get()
     sweep = read_sweep(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None
-    named = [o for o in hc.overrides.task if not sweep or o.split("=", 1)[0] in sweep["swept"]]
-    name = ",".join(named or hc.overrides.task) or "defaults"
+    keys = {o: o.split("=", 1)[0].lstrip("+~") for o in hc.overrides.task}
+    computed = [o for o, key in keys.items() if not key.startswith(NOT_IDENTITY)]
+    swept = [o for o, key in keys.items() if key in sweep["swept"]] if sweep else []
+    name = ",".join(swept or computed) or "defaults"
     tags = {ROLE: "job", "hydra.overrides": " ".join(hc.overrides.task)}
     if sweep:
         tags |= {"mlflow.parentRunId": sweep["run_id"], SWEEP_ID: sweep["sweep_id"], "hydra.job_num": hc.job.num}

@@ -264,6 +264,7 @@ def test_a_moved_runs_folder_keeps_its_artifacts_and_logs_new_ones_where_it_is(t
               f"runs_dir={first}")
     assert old.returncode == 0
     client, (done,) = store(first)
+    assert done.info.run_name == "data=mnist,trainer.epochs=1"  # what it computes, not where its files are
     moved = tmp_path / "moved"
     shutil.move(first, moved)  # the user moves the project, or copies runs/ to another disk
     cfg, choices = job_config(moved, "data=mnist", f"data.root={idx_root}", "data.download=false", "seed=1")
