@@ -77,6 +77,11 @@ def compose_with_hydra(overrides: list[str] = ()) -> DictConfig:
         return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
 
 
+def override_key(override: str) -> str:
+    """The key a command-line override sets: "model" for model=d2l, +model.x=1 and ~model."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def group_choices(choices) -> dict[str, str]:
     """Hydra's runtime choices without its own groups (hydra/launcher, ...): {"model": "classic", ...}."""
     return {group: option for group, option in choices.items() if not group.startswith("hydra")}

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from experiments import process
+from . import process
 
 if __name__ == "__main__":  # not in a launcher's job process, which imports this module for `main`
     process.quiet_start()  # Ctrl-C during the seconds of imports and checks below: one line, no traceback
@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from lenet.engine import resolve_device
 
-from .config import CONF_DIR, NOT_IDENTITY, group_choices, register_resolvers
+from .config import CONF_DIR, NOT_IDENTITY, group_choices, override_key, register_resolvers
 from .errors import Abort, JobError, one_line
 from .job import run_job
 from .liveness import close_stale_runs
@@ -52,7 +52,7 @@ def job_identity() -> tuple[str, dict]:
     """
     hc = HydraConfig.get()
     sweep = read_sweep(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None
-    keys = {o: o.split("=", 1)[0].lstrip("+~") for o in hc.overrides.task}
+    keys = {o: override_key(o) for o in hc.overrides.task}
     computed = [o for o, key in keys.items() if not key.startswith(NOT_IDENTITY)]
     swept = [o for o, key in keys.items() if key in sweep["swept"]] if sweep else []
     name = ",".join(swept or computed) or "defaults"

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from lenet.data import check_data, check_val_fraction, ensure_available, training_samples
 from lenet.engine import check_trainer, resolve_device
 
-from .config import CONF_DIR, compose, compose_with_hydra, register_resolvers
+from .config import CONF_DIR, compose, compose_with_hydra, override_key, register_resolvers
 from .tracking import check_store
 
 PROGRESS = ("auto", "bar", "lines")
@@ -93,7 +93,7 @@ def compose_job(overrides: list[str]) -> DictConfig:
         return compose(overrides)
     except MissingConfigException as err:
         group = (err.missing_cfg_file or "").rsplit("/", 1)[0]
-        chosen = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == group), "?")
+        chosen = next((o.split("=", 1)[1] for o in overrides if override_key(o) == group), "?")
         extra = EXTRAS.get(chosen) if group.startswith("hydra/") else None
         if extra:
             raise BadInput(f"{group}={chosen} needs the {extra!r} extra: pip install -e '.[{extra}]'") from None
@@ -230,7 +230,7 @@ def tilde(key: str, value: str) -> str | None:
 def unreadable(err: OverrideParseException) -> str:
     """One line for an override Hydra's grammar cannot read: a ~ path, or how to quote the value."""
     key, _, value = err.override.partition("=")
-    if message := tilde(key.lstrip("+~"), value):
+    if message := tilde(override_key(err.override), value):
         return message
     lines = [line.strip() for line in err.message.splitlines()]
     reason = next((line for line in lines if line and line != "^" and not line.startswith(("Error parsing", "See "))),

@@ -3,6 +3,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import pandas as pd
 import pytest
@@ -127,26 +128,41 @@ def test_a_full_disk_is_one_line_leaves_nothing_running_and_a_rerun_resumes(smal
     assert parent.info.status == "FINISHED"
 
 
+@contextmanager
+def lands_first(client, table: str, other_writer):
+    """Runs other_writer once, just before client's first INSERT INTO table: in the gap between MLflow's
+    lookup and its insert, where a job or sweep started at the same moment lands. Yields [what it returned]."""
+    engine = client._tracking_client.store.engine
+    landed = []
+
+    def hook(conn, cursor, statement, *args):
+        if statement.startswith(f"INSERT INTO {table}") and not landed:
+            landed.append("its own insert fires this hook too")
+            landed[0] = other_writer()
+
+    event.listen(engine, "before_cursor_execute", hook)
+    try:
+        yield landed
+    finally:
+        event.remove(engine, "before_cursor_execute", hook)
+    assert landed, f"the other writer never landed between lookup and INSERT INTO {table}"
+
+
 def test_jobs_logging_the_same_dataset_at_once_both_keep_it(runs_dir):
     # MLflow looks a dataset up, then inserts it if missing; a job doing the same in between makes the insert
     # hit the store's unique constraint (seen with 4 joblib jobs). Here the other job lands in exactly that gap.
     tracking = connect(f"sqlite:///{runs_dir}/mlflow.db", "lenet-sweeps")
     other = connect(f"sqlite:///{runs_dir}/mlflow.db", "lenet-sweeps")
     dataset = dict(name="mnist5k", digest="4d7258d2", source={}, schema={}, profile={})
-    engine = tracking.client._tracking_client.store.engine
-    gap = []
 
-    def other_job_first(conn, cursor, statement, *args):
-        if statement.startswith("INSERT INTO datasets") and not gap:
-            gap.append(statement)
-            with tracked_run(other, "other job", {"lenet.role": "job"}, runs_dir) as run:
-                run.dataset(**dataset)
+    def other_job():
+        with tracked_run(other, "other job", {"lenet.role": "job"}, runs_dir) as run:
+            run.dataset(**dataset)
 
-    event.listen(engine, "before_cursor_execute", other_job_first)
-    with tracked_run(tracking, "job", {"lenet.role": "job"}, runs_dir) as run:
-        run.dataset(**dataset)
+    with lands_first(tracking.client, "datasets", other_job):
+        with tracked_run(tracking, "job", {"lenet.role": "job"}, runs_dir) as run:
+            run.dataset(**dataset)
     finished = runs(runs_dir)[1]
-    assert gap, "the other job never landed between lookup and insert"
     assert sorted(r.info.status for r in finished) == ["FINISHED", "FINISHED"]
     assert [[d.dataset.digest for d in r.inputs.dataset_inputs] for r in finished] == [["4d7258d2"]] * 2
 
@@ -155,18 +171,10 @@ def test_sweeps_creating_the_experiment_at_once_both_get_it(runs_dir):
     # On a server or PostgreSQL (no file lock): two sweeps starting on a new store both find no experiment
     # and both create it. Here the other sweep's create lands between this one's lookup and its insert.
     client = MlflowClient(f"sqlite:///{runs_dir}/mlflow.db")
-    engine = client._tracking_client.store.engine
-    gap = []
-
-    def other_sweep_first(conn, cursor, statement, *args):
-        if statement.startswith("INSERT INTO experiments") and not gap:
-            gap.append("its own insert fires this hook too")
-            gap[0] = get_or_create(MlflowClient(f"sqlite:///{runs_dir}/mlflow.db"), "lenet-sweeps", None)
-
-    event.listen(engine, "before_cursor_execute", other_sweep_first)
-    tracking = get_or_create(client, "lenet-sweeps", None)
-    assert gap, "the other sweep never landed between lookup and insert"
-    assert tracking.experiment_id == gap[0].experiment_id
+    other_sweep = lambda: get_or_create(MlflowClient(f"sqlite:///{runs_dir}/mlflow.db"), "lenet-sweeps", None)
+    with lands_first(client, "experiments", other_sweep) as landed:
+        tracking = get_or_create(client, "lenet-sweeps", None)
+    assert tracking.experiment_id == landed[0].experiment_id
     assert [e.name for e in client.search_experiments()] == ["lenet-sweeps", "Default"]
 
 
