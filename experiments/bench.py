@@ -29,11 +29,12 @@ from omegaconf import DictConfig
 from lenet.data import Data, prepare
 from lenet.engine import COMPILE, fit, make_optimizer, resolve_device
 
-from . import process
+from . import cli
 from .config import compose
+from .record.schema import ROLE
+from .record.store import connect
 from .replica import BASELINE_NAMES, run_baseline_apart
-from .tracking import ROLE, connect
-from .validate import BadInput, check_command
+from .validate import check_command
 
 # Each replicated loop with the recipe it comes with; the user's overrides go after these.
 RECIPES = {
@@ -103,8 +104,9 @@ def positive(text: str) -> int:
     return int(text)
 
 
+@cli.one_line_errors
 def main(argv: list[str]) -> int:
-    process.tune()  # the engine's runs here get the run command's process settings; the replica's process does not
+    cli.tune()  # the engine's runs here get the run command's process settings; the replica's process does not
     parser = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__.split("\n\n")[1])
     parser.add_argument("--baseline", default="d2l", choices=sorted(RECIPES),
                         help="the loop to replicate, with its recipe: d2l (train_ch6) or classic")
@@ -116,11 +118,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sweep", action="store_true",
                         help="time the run command's sweep (default model=classic,d2l optim=sgd,adam) by phase")
     args, overrides = parser.parse_known_args(argv)
-    try:  # the run command's checks, before anything is timed
-        return time_sweep(overrides) if args.sweep else bench(args, RECIPES[args.baseline] + overrides)
-    except BadInput as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    # The run command's checks come first, before anything is timed: bad input is one line (cli).
+    return time_sweep(overrides) if args.sweep else bench(args, RECIPES[args.baseline] + overrides)
 
 
 def bench(args: argparse.Namespace, overrides: list[str]) -> int:
@@ -231,4 +230,4 @@ def report(rows: list[dict], device, epochs: int) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    cli.start(main)

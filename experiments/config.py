@@ -1,24 +1,80 @@
-"""Where the configs live, the resolvers they use, and a job's identity."""
+"""Where the configs live, their types, the resolvers they use, and the identity of a job and of a sweep."""
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = PROJECT_ROOT / "conf"
 
 
-def register_resolvers() -> None:
-    """What every command does before Hydra reads conf/: check it is there, and let configs name the project root."""
+@dataclass
+class TrainerConfig:
+    """trainer: in conf/config.yaml (values there; types here, checked as Hydra composes)."""
+
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    progress: str = MISSING  # auto, bar, lines
+    compile: str = MISSING  # auto, cuda_graph, torch_compile, off
+
+
+@dataclass
+class MlflowConfig:
+    tracking_uri: str = MISSING
+    experiment: str = MISSING
+    log_model: bool = MISSING
+    server_patience_s: float = MISSING
+    heartbeat_s: float = MISSING
+    heartbeat_timeout_s: float = MISSING
+    claim_settle_s: float = MISSING
+
+
+@dataclass
+class Config:
+    """The top level of conf/config.yaml; model, optim and data are checked by what they instantiate."""
+
+    seed: int = MISSING
+    device: str = MISSING
+    runs_dir: str = MISSING
+    resume: bool = MISSING
+    trainer: TrainerConfig = MISSING
+    mlflow: MlflowConfig = MISSING
+    model: Any = MISSING
+    optim: Any = MISSING
+    data: Any = MISSING
+
+
+def prepare_hydra() -> None:
+    """What every command does before Hydra reads conf/: check it is there, register the config's types
+    and the project's launcher, and let configs name the project root (safe to call again)."""
+    from hydra.core.config_store import ConfigStore
+
     require_conf()
+    ConfigStore.instance().store(name="lenet_schema", node=Config)  # conf/config.yaml's first default
+    register_plugins()
     # runs/ sits at the project root whatever directory Hydra runs a job in.
     OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
     # Drawn once per config and cached, as ${now:} is: every job of a sweep sees the sweep's value.
     OmegaConf.register_new_resolver("unique", lambda: uuid.uuid4().hex[:6], use_cache=True, replace=True)
+
+
+def register_plugins() -> None:
+    """Hydra finds plugins by listing the folders of the hydra_plugins package, which misses ours in an
+    editable install (`pip install -e`, served by an import hook): register it, and its config, by hand."""
+    from hydra.core.plugins import Plugins
+
+    try:
+        from hydra_plugins.lenet_sweeps import SlurmLauncher
+    except ImportError:  # without the 'slurm' extra there is none
+        return
+    Plugins.instance().register(SlurmLauncher)
 
 
 def require_conf() -> None:
@@ -72,9 +128,49 @@ def compose_with_hydra(overrides: list[str] = ()) -> DictConfig:
     """The config with Hydra's own part (launcher, sweeper, dirs), as a command would run it."""
     from hydra import compose as hydra_compose, initialize_config_dir
 
-    register_resolvers()
+    prepare_hydra()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+
+
+def sweep_key(experiment: str, overrides: list[str]) -> str:
+    """Identity of a sweep: the same jobs in the same experiment, however the command was typed.
+
+    Its overrides without the keys that say where files live or how jobs are launched (runs_dir=,
+    hydra/launcher=...), in sorted order, each swept list of values sorted: `model=d2l,classic seed=1`
+    in one runs_dir and `seed=1 model=classic,d2l` in another are one sweep.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parts = []
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.get_key_element()
+        if override_key(key).startswith(NOT_IDENTITY + LAUNCH):
+            continue
+        if type(override.value()).__name__ == "ChoiceSweep":
+            value = ",".join(sorted(override.sweep_string_iterator()))
+        else:
+            value = override.input_line.split("=", 1)[1] if "=" in override.input_line else ""
+        parts.append(f"{key}={value}")
+    return hashlib.sha1(json.dumps([experiment, sorted(parts)]).encode()).hexdigest()[:16]
+
+
+# Keys that choose how jobs are launched, not what they compute: the same sweep under another launcher
+# would train the same configs twice.
+LAUNCH = ("hydra/launcher", "hydra.launcher.")
+
+# A lenet error names the library's arguments; a user sets them as these config keys.
+CONFIG_KEYS = {"epochs": "trainer.epochs", "batch_size": "trainer.batch_size", "compile": "trainer.compile",
+               "val_fraction": "data.val_fraction", "fit_to_input": "data.fit_to_input",
+               "normalize": "data.normalize", "mean": "data.mean", "std": "data.std", "download": "data.download"}
+# An argument is named where a message starts with it ("epochs 0 must be >= 1"), after "unknown ", or set with =.
+LIBRARY_WORDS = re.compile(r"(?:^|(?<=unknown )|(?<![\w.])(?=\w+=))(" + "|".join(CONFIG_KEYS) + r")\b(?:=(True|False)\b)?")
+
+
+def config_terms(message: str) -> str:
+    """A lenet error in the config's words: "epochs 0 must be >= 1" -> "trainer.epochs 0 must be >= 1",
+    "download=True" -> "data.download=true"; the same words in prose stay as they are."""
+    return LIBRARY_WORDS.sub(lambda m: CONFIG_KEYS[m[1]] + (f"={m[2].lower()}" if m[2] else ""), message)
 
 
 def override_key(override: str) -> str:

@@ -1,4 +1,4 @@
-"""How the commands say what went wrong: one line a user can act on."""
+"""How the harness names what went wrong: one line a user can act on, and the kind of failure it is."""
 from __future__ import annotations
 
 import errno
@@ -8,6 +8,10 @@ from hydra.errors import CompactHydraException
 DISK_ERRORS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
                errno.EACCES: "permission denied", errno.EPERM: "permission denied",
                errno.EROFS: "read-only file system"}
+
+
+class BadInput(ValueError):
+    """A value in the command that cannot run, as one line naming it (and the choices); nothing was run or written."""
 
 
 class Abort(BaseException):
@@ -25,6 +29,11 @@ class Abort(BaseException):
 
 class JobError(CompactHydraException):
     """A job's failure, which Hydra prints as this one line (no traceback); the sweep goes on."""
+
+
+def disk_full(err: BaseException) -> bool:
+    """Whether err says a disk (or quota) is full: an OSError's errno, or a database's own words."""
+    return getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in str(err)
 
 
 def one_line(err: BaseException, store: str = "") -> str:

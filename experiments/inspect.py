@@ -5,26 +5,22 @@ count of the model that these overrides compose; the same table is logged with e
 """
 from __future__ import annotations
 
-import sys
-
 from hydra.utils import instantiate
 
 from lenet.model import layer_table
 
-from .validate import BadInput, checked_config
+from . import cli
+from .validate import checked_config
 
 
+@cli.one_line_errors
 def main(argv: list[str]) -> int:
-    try:
-        cfg = checked_config(argv)
-    except BadInput as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    cfg = checked_config(argv)
     net = instantiate(cfg.model)
     print(f"{cfg.model._target_}  input 1x{net.input_size}x{net.input_size}")
     print(layer_table(net))
-    return 0
+    return cli.OK
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    cli.start(main)

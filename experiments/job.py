@@ -1,7 +1,7 @@
 """One job end to end, without Hydra: a composed config in, one MLflow run (or a skip) out.
 
 `experiments.run`'s `@hydra.main` is a thin wrapper around `run_job`; tests call `run_job` with
-the compose API. The run's lifecycle is `tracking.tracked_run`, which always ends it FINISHED,
+the compose API. The run's lifecycle is `record.runs.tracked_run`, which always ends it FINISHED,
 FAILED or KILLED.
 """
 from __future__ import annotations
@@ -24,12 +24,15 @@ from tqdm import tqdm
 import lenet
 from lenet.atomic import atomic_write
 from lenet.data import Data, prepare
-from lenet.engine import EPOCH_METRICS, check_trainer, evaluate, fit, make_optimizer, predict, resolve_device
+from lenet.engine import EPOCH_METRICS, evaluate, fit, make_optimizer, predict, resolve_device
 from lenet.model import LeNet, layer_table, parameter_count
 
-from . import plots
+from .analysis import plots
 from .config import NOT_IDENTITY, config_hash, flatten
-from .tracking import CONFIG_HASH, DIVERGED, REUSED, RunLog, Tracking, finished_run, logged_value, tracked_run
+from .record.client import patiently
+from .record.runs import RunLog, logged_value, tracked_run
+from .record.schema import CONFIG_HASH, DIVERGED, PARENT, REUSED, finished_run
+from .record.store import Tracking
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +67,9 @@ def run_job(cfg: DictConfig, tracking: Tracking, name: str, tags: dict, out: Pat
     config group options (model=classic, ...), logged as params.
     """
     tags = {**tags, CONFIG_HASH: config_hash(cfg)}
-    done = finished_run(tracking, tags[CONFIG_HASH]) if cfg.resume else None
+    done = finished_run(tracking.client, tracking.experiment_id, tags[CONFIG_HASH]) if cfg.resume else None
     if done is not None:
-        return skip(tracking, done, name, tags.get("mlflow.parentRunId"))
+        return skip(tracking, done, name, tags.get(PARENT))
     job = setup(cfg)
     params, settings = run_params(cfg, job, choices or {})
     with tracked_run(tracking, name, tags | settings, out) as run:
@@ -83,8 +86,7 @@ def run_job(cfg: DictConfig, tracking: Tracking, name: str, tags: dict, out: Pat
 
 
 def setup(cfg: DictConfig) -> Job:
-    """Model, optimizer and data, or the first bad value in cfg as an exception."""
-    check_trainer(cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.compile)
+    """Model, optimizer and data, or the first bad value in cfg as an exception (fit checks the trainer's)."""
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     model = instantiate(cfg.model).to(device)
@@ -142,10 +144,10 @@ def log_model(tracking: Tracking, run: RunLog, model: LeNet) -> None:
     mlflow.set_tracking_uri(tracking.client.tracking_uri)
     mlflow.set_experiment(experiment_id=tracking.experiment_id)  # the model belongs to its run's experiment
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # its pickle warning: our own model, our code
-    call = getattr(tracking.client, "call", lambda method, *args, **kwargs: method(*args, **kwargs))
-    call(mlflow.pytorch.log_model, copy.deepcopy(model).cpu(), name="model", signature=signature, input_example=example,
-         run_id=run.run_id, serialization_format="pickle", code_paths=[str(Path(lenet.__file__).parent)],
-         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+    torch_pin = f"torch=={torch.__version__.split('+')[0]}"
+    patiently(tracking.client, mlflow.pytorch.log_model, copy.deepcopy(model).cpu(), name="model",
+              signature=signature, input_example=example, run_id=run.run_id, serialization_format="pickle",
+              code_paths=[str(Path(lenet.__file__).parent)], pip_requirements=[torch_pin])
 
 
 def progress(cfg: DictConfig, name: str):
@@ -236,7 +238,8 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path, tracking
     run.metrics(final, step=0)
     run.params({"step_kind": result.step_kind})
     run.artifacts(out)
-    log_model(tracking, run, job.model)
+    if cfg.mlflow.log_model:
+        log_model(tracking, run, job.model)
     log.info("%s: test_acc %.4f (best epoch %d), last test_acc %.4f, %.1f s training",
              name, test_acc, result.best_epoch, last_acc, train_seconds)
     return final
@@ -245,6 +248,6 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path, tracking
 def skip(tracking: Tracking, done, name: str, parent_run_id: str | None) -> JobResult:
     """Count an earlier FINISHED run of this very config instead of training it again."""
     log.info("%s: skipped, already FINISHED as run %s (resume=false reruns it)", name, done.info.run_id)
-    if parent_run_id and done.data.tags.get("mlflow.parentRunId") != parent_run_id:
+    if parent_run_id and done.data.tags.get(PARENT) != parent_run_id:
         tracking.client.set_tag(parent_run_id, f"{REUSED}{done.info.run_id}", name)
     return JobResult(done.info.run_id, "SKIPPED", dict(done.data.metrics))

@@ -6,12 +6,14 @@ tracking server) before the sweep's parent run exists, so a typo leaves stores a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import logging
 import math
 import numbers
 import os
 import tempfile
+import typing
 from pathlib import Path
 
 from hydra import initialize_config_dir
@@ -20,20 +22,19 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import MissingConfigException, OverrideParseException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ValidationError
 
 from lenet.data import check_data, check_val_fraction, ensure_available, training_samples
 from lenet.engine import check_trainer, resolve_device
 
-from .config import CONF_DIR, compose, compose_with_hydra, override_key, register_resolvers
-from .tracking import check_store
+from .config import (CONF_DIR, Config, compose, compose_with_hydra, config_terms, override_key,
+                     prepare_hydra)
+from .errors import BadInput
+from .record.store import check_store
 
 PROGRESS = ("auto", "bar", "lines")
 EXTRAS = {"joblib": "parallel", "submitit_local": "slurm", "submitit_slurm": "slurm", "optuna": "hpo"}
-
-
-class BadInput(ValueError):
-    """A value in the command that cannot run, as one line naming it (and the choices)."""
-
+KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def expand_sweep(overrides: list[str]) -> list[list[str]]:
 
     A sweeper's search space (interval(), tag(...)) is left out: its values are the sweeper's to pick.
     """
-    register_resolvers()
+    prepare_hydra()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())  # for glob()
         axes = []
@@ -99,6 +100,8 @@ def compose_job(overrides: list[str]) -> DictConfig:
             raise BadInput(f"{group}={chosen} needs the {extra!r} extra: pip install -e '.[{extra}]'") from None
         raise BadInput(f"unknown {group} {chosen!r}; choose one of: {', '.join(err.options or [])}") from None
     except Exception as err:  # Hydra's own multi-line messages: keep the line that names the problem
+        if isinstance(err.__cause__, ValidationError):  # a value of the wrong type for its key (config.Config)
+            raise BadInput(wrong_type(err.__cause__)) from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         key = first.split("'")[1] if first.startswith("Could not override") else None
         if key:
@@ -113,6 +116,14 @@ def checked_config(overrides: list[str]) -> DictConfig:
     return cfg
 
 
+def wrong_type(err: ValidationError) -> str:
+    """"trainer.epochs 'abc' must be a whole number", from OmegaConf's multi-line message."""
+    kind = Config
+    for part in str(err.full_key).split("."):
+        kind = typing.get_type_hints(kind).get(part) if dataclasses.is_dataclass(kind) else None
+    return f"{err.full_key} {err.value!r} must be {KINDS.get(kind, 'of another type')}"
+
+
 def unknown_key_message(key: str) -> str:
     parent, _, _ = key.rpartition(".")
     node = compose([])
@@ -123,22 +134,15 @@ def unknown_key_message(key: str) -> str:
 
 def check_values(cfg: DictConfig) -> None:
     """The values a job would fail on, checked without training anything."""
-    lr = cfg.optim.get("lr")
+    lr = cfg.optim.get("lr")  # optim is a torch class's arguments: no schema types it
     if not isinstance(lr, numbers.Real) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
         raise BadInput(f"optim.lr {lr!r} must be a finite number > 0")
-    for key in ("epochs", "batch_size"):
-        value = cfg.trainer[key]
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise BadInput(f"trainer.{key} {value!r} must be a whole number")
     if cfg.trainer.progress not in PROGRESS:
         raise BadInput(f"unknown trainer.progress {cfg.trainer.progress!r}; choose one of: {', '.join(PROGRESS)}")
-    if not isinstance(cfg.seed, int):
-        raise BadInput(f"seed {cfg.seed!r} must be a whole number")
-    for key in ("server_patience_s", "heartbeat_timeout_s"):
-        value = cfg.mlflow[key]
-        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-            raise BadInput(f"mlflow.{key} {value!r} must be a number of seconds > 0")
-    if not isinstance(cfg.mlflow.experiment, str) or not cfg.mlflow.experiment.strip():
+    for key in ("server_patience_s", "heartbeat_s", "heartbeat_timeout_s", "claim_settle_s"):
+        if not math.isfinite(cfg.mlflow[key]) or cfg.mlflow[key] <= 0:
+            raise BadInput(f"mlflow.{key} {cfg.mlflow[key]:g} must be a number of seconds > 0")
+    if not cfg.mlflow.experiment.strip():
         raise BadInput(f"mlflow.experiment {cfg.mlflow.experiment!r} must be a non-empty name")
     try:
         check_trainer(cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.compile)
@@ -146,9 +150,9 @@ def check_values(cfg: DictConfig) -> None:
         net = instantiate(cfg.model)
         instantiate(cfg.optim, _convert_="all")(net.parameters())
         check_data(**{k: cfg.data[k] for k in ("name", "fit_to_input", "normalize", "val_fraction", "mean", "std")})
-    except Exception as err:  # Hydra wraps what the target raised: report the target's own words
+    except Exception as err:  # Hydra wraps what the target raised: report the target's own words, as config keys
         cause = err.__cause__ or err
-        raise BadInput(" ".join(str(cause).split()) or type(cause).__name__) from None
+        raise BadInput(config_terms(" ".join(str(cause).split())) or type(cause).__name__) from None
 
 
 def check_command(argv: list[str]) -> list[DictConfig]:
@@ -172,7 +176,7 @@ def check_command(argv: list[str]) -> list[DictConfig]:
                 try:
                     check(cfg)
                 except (LookupError, RuntimeError, ValueError, OSError) as err:
-                    raise BadInput(" ".join(str(err).split())) from None
+                    raise BadInput(config_terms(" ".join(str(err).split()))) from None
     return configs
 
 
@@ -181,7 +185,7 @@ def check_launcher(overrides: list[str]) -> None:
     launcher = compose_with_hydra(overrides).hydra.launcher
     if not str(launcher.get("_target_", "")).endswith("SlurmLauncher"):
         return
-    from .slurm import SlurmUnavailable, preflight
+    from .launchers.slurm import SlurmUnavailable, preflight
 
     request = {k: launcher.get(k) for k in ("partition", "nodes", "tasks_per_node", "gpus_per_node", "gpus_per_task",
                                             "cpus_per_task", "mem_gb", "timeout_min")}

@@ -123,12 +123,12 @@ def load_torchvision(name: str, root: Path, download: bool, mirror: str | None =
         if all((raw / f).is_file() for f in files):  # there, but not IDX that torchvision can read
             raise DatasetCorrupt(
                 f"{name} files in {raw} could not be read ({reason}); they may be truncated or corrupt: "
-                f"delete them and download again (data.download=true), or copy intact ones"
+                f"delete them and download again (download=True), or copy intact ones"
             ) from err
-        how = "the download failed" if download else "data.download=false"
+        how = "the download failed" if download else "downloading is off (download=False)"
         raise DatasetMissing(
             f"{name} not found in {raw} and {how} ({reason}); put the four IDX files ({', '.join(files)}) "
-            f"there, or run once with network and data.download=true"
+            f"there, or run once with network and download=True"
         ) from err
     for split in (train, test):
         if len(split.data) != len(split.targets) or split.data.shape[1:] != (28, 28):
@@ -164,18 +164,18 @@ def check_data(name: str, fit_to_input: str, normalize: str, val_fraction: float
     if normalize == "mean_std":
         for key, value in (("mean", mean), ("std", std)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"data.{key} {value!r} must be a finite number")
+                raise ValueError(f"{key} {value!r} must be a finite number")
         if std <= 0:
-            raise ValueError(f"data.std {std!r} must be > 0 (images are divided by it)")
+            raise ValueError(f"std {std!r} must be > 0 (images are divided by it)")
 
 
 def check_val_fraction(val_fraction, n_train: int | None = None) -> None:
     """val_fraction in [0, 1), and, given the training set's size, leaving at least one sample to train on."""
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
-        raise ValueError(f"data.val_fraction {val_fraction!r} is outside [0, 1)")
+        raise ValueError(f"val_fraction {val_fraction!r} is outside [0, 1)")
     if n_train is not None and validation_size(n_train, val_fraction) >= n_train:
         largest = math.floor((n_train - 1) / n_train * 1e4) / 1e4  # holds out at most n_train - 1
-        raise ValueError(f"data.val_fraction {val_fraction!r} leaves none of the {n_train} training samples to "
+        raise ValueError(f"val_fraction {val_fraction!r} leaves none of the {n_train} training samples to "
                          f"train on; use at most {largest}")
 
 
@@ -206,7 +206,7 @@ def to_input_geometry(images: torch.Tensor, size: int, how: str) -> torch.Tensor
         return TF.resize(x, [size, size], antialias=True)
     extra = size - side
     if extra < 0 or extra % 2:
-        raise ValueError(f"cannot pad {side}x{side} images to {size}x{size}; use data.fit_to_input=resize")
+        raise ValueError(f"cannot pad {side}x{side} images to {size}x{size}; use fit_to_input=resize")
     return F.pad(x, [extra // 2] * 4)  # as LeCun 1998: 28x28 digits centred in a 32x32 field
 
 

@@ -152,7 +152,7 @@ def make_step(model, optimizer, split: Split, batch_size: int, compile: str = "a
     """The fastest step that pays here: CUDA graph on CUDA; eager on CPU unless asked to compile."""
     cuda = split.labels.device.type == "cuda"
     if compile == "cuda_graph" and not cuda:
-        raise ValueError("trainer.compile=cuda_graph needs a CUDA device; use auto, torch_compile or off")
+        raise ValueError("compile=cuda_graph needs a CUDA device; use compile=auto, torch_compile or off")
     if compile in ("auto", "cuda_graph") and cuda:
         return CudaGraphStep(model, optimizer, split, batch_size)
     if compile == "torch_compile":
@@ -197,11 +197,11 @@ def evaluate(model: nn.Module, split: Split, batch_size: int | None = None) -> t
 
 
 def check_trainer(epochs: int, batch_size: int, compile: str = "auto") -> None:
-    choose("trainer.compile", compile, COMPILE)
+    choose("compile", compile, COMPILE)
     if epochs < 1:
-        raise ValueError(f"trainer.epochs {epochs} must be >= 1")
+        raise ValueError(f"epochs {epochs} must be >= 1")
     if batch_size < 1:
-        raise ValueError(f"trainer.batch_size {batch_size} must be >= 1")
+        raise ValueError(f"batch_size {batch_size} must be >= 1")
 
 
 def fit(

@@ -15,13 +15,24 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from .idx import write_dataset
+from .support.idx import write_dataset
+
+
+TIERS = Path(__file__).parent
+SLOW_TIERS = ("commands", "services")  # a subprocess per test, or a real service: seconds each
 
 
 def pytest_collection_modifyitems(items):
-    """Files with the most slow tests first. xdist (--dist loadfile --no-loadscope-reorder) hands whole
+    """The tiers by what they need: unit/ (no store), store/ (an MLflow store in this process), commands/ (the
+    commands in a subprocess) and services/ (a real SLURM cluster or PostgreSQL server). The last two are
+    marked slow: `-m "not slow"` is the loop to run after every change.
+
+    Then files with the most slow tests first. xdist (--dist loadfile --no-loadscope-reorder) hands whole
     files to the workers in this order: the long ones start at once and the many quick files even out
-    the end. Its default, most tests first, left single long tests (a server outage, 90 s) for last."""
+    the end. Its default, most tests first, left single long tests (a server outage) for last."""
+    for item in items:
+        if item.path.relative_to(TIERS).parts[0] in SLOW_TIERS:
+            item.add_marker(pytest.mark.slow)
     slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
     items.sort(key=lambda item: -slow[item.path])  # stable: a file's tests keep their order
 

@@ -1,0 +1,102 @@
+"""A sweep's answer written out: tables, figures and summary.md under exports/<sweep id>/, and onto the
+sweep's parent run (its description, headline metrics and summary/ artifacts)."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+from lenet.atomic import atomic_write
+
+from ..record.schema import OVERRIDES, SWEEP_ID, SWEPT, job_runs
+from . import plots
+from .summary import summary_text
+from .tables import analyse
+
+FORMATS = {
+    "csv": lambda df, path: df.to_csv(path, index=False),
+    "md": lambda df, path: path.write_text(df.to_markdown(index=False, floatfmt="g") + "\n"),
+    "parquet": lambda df, path: df.to_parquet(path, index=False),
+    "latex": lambda df, path: path.write_text(df.to_latex(index=False, float_format="%.4g")),
+    "json": lambda df, path: df.to_json(path, orient="records", indent=1),
+}
+
+
+def write(result: dict, folder: Path, formats: list[str], text: str) -> list[Path]:
+    """Tables in each format, the three figures and summary.md into folder (each file atomically)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def atomic(path: Path, write_to) -> None:
+        written.append(atomic_write(path, write_to))  # a reader never sees half a file
+
+    for name in ("runs", "pivot", "cells", "comparisons", "effects", "anova"):
+        if len(result[name]):
+            for fmt in formats:
+                atomic(folder / f"{name}.{fmt}", lambda p, df=result[name], f=fmt: FORMATS[f](df, p))
+    for metric, bands in result["bands"].items():
+        if bands:
+            atomic(folder / f"curves_{metric}.png", lambda p, b=bands, m=metric: plots.cell_curves(b, m, p))
+    if len(result["cells"]):
+        atomic(folder / "test_acc_by_cell.png", lambda p: plots.cell_accuracy(result["cells"], p))
+    atomic(folder / "summary.md", lambda p: p.write_text(text + "\n"))
+    return written
+
+
+def export_sweep(client: MlflowClient, experiment_id: str, parent, out: Path, formats: list[str],
+                 attach: bool = True, runs: list | None = None) -> tuple[str, list[Path]]:
+    """Analyse a sweep (runs: its job_runs, when the caller has them), write it under out/<sweep id>/,
+    and log it on the sweep's parent run."""
+    sweep_id = parent.data.tags[SWEEP_ID]
+    swept = json.loads(parent.data.tags.get(SWEPT, "null"))
+    runs = job_runs(client, experiment_id, parent.info.run_id) if runs is None else runs
+    result = analyse(client, runs, swept)
+    title = f"sweep {sweep_id}: {parent.data.tags.get(OVERRIDES, '')}"
+    text = summary_text(result, title)
+    written = write(result, out / sweep_id, formats, text)
+    if attach:
+        client.log_artifacts(parent.info.run_id, str(out / sweep_id), artifact_path="summary")
+        describe_parent(client, parent.info.run_id, result, title)
+    return text, written
+
+
+MAX_DESCRIPTION = 8000  # MLflow's limit on a tag's value, and so on a run's description
+
+
+def describe_parent(client: MlflowClient, run_id: str, result: dict, title: str) -> None:
+    """The answer on the parent run's own page: the summary as its description (MLflow shows it as
+    Markdown on the Overview), the headline numbers as its metrics, the best cell as a tag."""
+    text = "####" + summary_text(result, title, with_runs=False).removeprefix("#")  # a heading, not a banner
+    if len(text) > MAX_DESCRIPTION:
+        note = "\n\n(cut here to fit MLflow's description; the whole summary is summary/summary.md)"
+        text = text[: MAX_DESCRIPTION - len(note)].rsplit("\n", 1)[0] + note
+    client.set_tag(run_id, "mlflow.note.content", text)
+    runs, cells = result["runs"], result["cells"]
+    finished = int((runs["status"] == "FINISHED").sum()) if len(runs) else 0
+    failed = int((runs["outcome"] != "ok").sum()) if len(runs) else 0
+    headline = {"runs_total": len(runs), "runs_finished": finished, "runs_failed": failed, "cells": len(cells)}
+    if len(cells) and cells["test_acc_mean"].notna().any():
+        best = cells.loc[cells["test_acc_mean"].idxmax()]
+        headline["best_cell_test_acc"] = round(float(best["test_acc_mean"]), 6)
+        client.set_tag(run_id, "lenet.best_cell", best["cell"])
+    client.log_batch(run_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0) for k, v in headline.items()])
+
+
+def where_to_look(tracking_uri: str, experiment_id: str, parent_id: str) -> str:
+    """The command that opens the MLflow UI on this store, and the addresses of the runs and the sweep."""
+    if tracking_uri.startswith(("http://", "https://")):
+        base, start = tracking_uri.rstrip("/"), ""
+    else:
+        base, start = "http://127.0.0.1:5000", f"mlflow ui --backend-store-uri {tracking_uri} --port 5000, then "
+    runs = f"{base}/#/experiments/{experiment_id}/runs"
+    view = "?workflowType=machine_learning"  # MLflow 3.17's UI: its Model training view, not GenAI's
+    return f"See it in MLflow: {start}open {runs}{view} (this sweep: {runs}/{parent_id}{view})"
+
+
+def sweep_summary(client: MlflowClient, experiment_id: str, parent_id: str, out: Path, runs: list) -> str:
+    """What a sweep prints at its end; its tables and figures go to out and to the parent run."""
+    text, _ = export_sweep(client, experiment_id, client.get_run(parent_id), out, ["csv", "md"], runs=runs)
+    return text

@@ -1,0 +1,84 @@
+"""The patient client: a tracking server that restarts is waited for, one that stays down is said in one line."""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+log = logging.getLogger(__name__)
+
+
+class TrackingUnavailable(Exception):
+    """The tracking server stopped answering for longer than the patience allowed."""
+
+
+class PatientClient:
+    """An MlflowClient for a tracking server whose calls wait out an outage of up to patience_s.
+
+    MLflow's own client retries a dead server for about 20 minutes (7 retries with doubling
+    waits, 120 s timeouts); here each request is tried once with a 30 s timeout and the waiting
+    is this class's: 1, 2, 4, ... 10 s between tries until patience_s have passed since the first
+    failure. Once one client has given up on a server, every client of this process fails at once
+    for it: a sweep stops in one line instead of waiting again for each job.
+    """
+
+    given_up: set[str] = set()
+
+    def __init__(self, uri: str, patience_s: float):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        self.raw, self.uri, self.patience_s = MlflowClient(tracking_uri=uri), uri, patience_s
+
+    def __getattr__(self, name: str):
+        attr = getattr(self.raw, name)
+        if not callable(attr):
+            return attr
+        return functools.partial(self.call, attr)
+
+    def call(self, method, *args, **kwargs):
+        deadline, wait = None, 1.0
+        while True:
+            if self.uri in self.given_up:
+                raise TrackingUnavailable(self.gave_up())
+            try:
+                return method(*args, **kwargs)
+            except MlflowException as err:
+                if not no_answer(err):
+                    raise
+                log.debug("%s: %s", getattr(method, "__name__", method), " ".join(str(err).split())[:300])
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self.patience_s
+                    log.warning("the MLflow tracking server at %s does not answer; waiting up to %.0f s for it",
+                                self.uri, self.patience_s)
+                if now >= deadline:
+                    self.given_up.add(self.uri)
+                    raise TrackingUnavailable(self.gave_up()) from None
+                time.sleep(min(wait, deadline - now))
+                wait = min(wait * 2, 10.0)
+
+    def gave_up(self) -> str:
+        return f"the MLflow tracking server at {self.uri} stopped answering and was not back within " \
+               f"{self.patience_s:g} s (mlflow.server_patience_s)"
+
+
+def no_answer(err: MlflowException) -> bool:
+    """Whether err says the server did not answer (refused, reset, timed out, 5xx), not that it refused the call."""
+    text = str(err)
+    return text.startswith("API request to") and (" failed with exception" in text or "timeout" in text)
+
+
+def patiently(client, method, *args, **kwargs):
+    """method(*args, **kwargs) with client's patience if it has one (mlflow.pytorch.log_model takes no client)."""
+    if isinstance(client, PatientClient):
+        return client.call(method, *args, **kwargs)
+    return method(*args, **kwargs)
+
+
+def raw(client) -> MlflowClient:
+    """The MlflowClient under a PatientClient (a background thread must not wait on a server for minutes)."""
+    return getattr(client, "raw", client)

@@ -1,0 +1,127 @@
+"""Whether the process behind a RUNNING run still lives, so that dead runs are closed and live ones never are.
+
+Every run records who runs it (OWNER: host, pid and the process's start time) and, while that
+process lives, a HEARTBEAT (unix seconds) refreshed by a background thread (`mlflow.heartbeat_s`).
+A RUNNING run is gone when:
+
+- it was made on this host and its process is not running (the pid is free, or now belongs to
+  a process that started at another time: pids are reused);
+- it was made on another host (through a shared tracking server) and its heartbeat, or its
+  start if it has none, is older than the experiment's `mlflow.heartbeat_timeout_s`.
+
+Sweeps close such runs KILLED when they start, with a tag saying why and when.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import datetime, timezone
+
+from .schema import CLOSED, HEARTBEAT, OWNER, running_runs
+
+log = logging.getLogger(__name__)
+
+def process_start(pid: int) -> str | None:
+    """When process pid started (clock ticks since boot), None if it is not running."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]  # field 22: starttime
+    except (OSError, IndexError):
+        if not os.path.isdir("/proc"):  # no procfs (macOS): the pid alone
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return None
+            except PermissionError:
+                pass
+            return "?"
+        return None
+
+
+@functools.cache
+def me() -> str:
+    """This process, as OWNER records it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{process_start(os.getpid())}"
+
+
+def gone(tags: dict, start_ms: int, timeout_s: float, now: float | None = None) -> str | None:
+    """Why the process of a RUNNING run with these tags is gone, or None if it may still be running."""
+    now = time.time() if now is None else now
+    host, _, rest = tags.get(OWNER, "").partition(":")
+    pid, _, started = rest.partition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        current = process_start(int(pid))
+        if current is None:
+            return f"process {pid} on {host} is no longer running"
+        if current not in (started, "?"):
+            return f"process {pid} on {host} is no longer running (the pid now belongs to another process)"
+        return None
+    beat = float(tags.get(HEARTBEAT) or start_ms / 1000)
+    if now - beat > timeout_s:
+        who = f"process {pid} on {host}" if host else "its process (recorded by an older version)"
+        return f"no heartbeat from {who} since {iso(beat)} (over {timeout_s:.0f} s)"
+    return None
+
+
+def iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+def close_stale_runs(client, experiment_id: str, timeout_s: float) -> list[str]:
+    """End KILLED every RUNNING run of the experiment whose process is gone; return their ids."""
+    closed = []
+    for run in running_runs(client, experiment_id):
+        reason = gone(run.data.tags, run.info.start_time, timeout_s)
+        if reason is not None:
+            close_killed(client, run, reason)
+            closed.append(run.info.run_id)
+    return closed
+
+
+def close_killed(client, run, reason: str) -> None:
+    """End a RUNNING run KILLED, with a tag saying why, when and by whom."""
+    client.set_tag(run.info.run_id, CLOSED, f"{reason}; closed KILLED at {iso(time.time())} by {me()}")
+    client.set_terminated(run.info.run_id, "KILLED")
+    log.warning("%s: was RUNNING but %s; closed it KILLED", run.info.run_name, reason)
+
+
+def owner_tags() -> dict[str, str]:
+    return {OWNER: me(), HEARTBEAT: f"{time.time():.0f}"}
+
+
+class Heartbeat:
+    """A daemon thread refreshing HEARTBEAT on this process's live runs (one per process)."""
+
+    _lock = threading.Lock()
+    _runs: dict[str, object] = {}  # run id -> client
+    _thread: threading.Thread | None = None
+    interval_s: float = 60  # mlflow.heartbeat_s: how often, set where a process starts its runs
+
+    @classmethod
+    def add(cls, client, run_id: str) -> None:
+        with cls._lock:
+            cls._runs[run_id] = client
+            if cls._thread is None:
+                cls._thread = threading.Thread(target=cls._beat, name="lenet-heartbeat", daemon=True)
+                cls._thread.start()
+
+    @classmethod
+    def remove(cls, run_id: str) -> None:
+        with cls._lock:
+            cls._runs.pop(run_id, None)
+
+    @classmethod
+    def _beat(cls) -> None:
+        while True:
+            time.sleep(cls.interval_s)
+            with cls._lock:
+                runs = list(cls._runs.items())
+            for run_id, client in runs:
+                try:
+                    client.set_tag(run_id, HEARTBEAT, f"{time.time():.0f}")
+                except Exception as err:  # a server down for a while: the next beat tries again
+                    log.debug("heartbeat of %s not sent: %s", run_id, err)

@@ -1,0 +1,110 @@
+"""Every tag a run of this harness carries, and every query the harness makes by them.
+
+A sweep is one parent run (ROLE "sweep") with one child run (ROLE "job") per job. The queries
+below filter on tags and attributes that MLflow's stores index, so they cost the same against a
+store holding ten runs or ten thousand.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROLE = "lenet.role"  # "sweep" on a sweep's parent run, "job" on each job's run
+SWEEP_ID = "lenet.sweep_id"  # the sweep's own id: its Hydra sweep dir's name (unique per launch)
+SWEEP_KEY = "lenet.sweep_key"  # on a parent: the sweep's identity (config.sweep_key), equal for the same sweep
+SWEPT = "lenet.swept"  # on a parent: JSON list of the keys it sweeps (its factors, and seed)
+CONFIG_HASH = "lenet.config_hash"  # on a job: the identity of its resolved config (config.config_hash)
+DIVERGED = "lenet.diverged"  # on a job whose training loss became nan or inf: the epoch it stopped at
+REUSED = "lenet.reused."  # + run id, on a resumed sweep's parent: a FINISHED run of another sweep it counts
+GIT_DIRTY = "lenet.git_dirty"  # "true" when the checkout had uncommitted changes to tracked files
+OWNER = "lenet.owner"  # host:pid:start of the process running the run
+HEARTBEAT = "lenet.heartbeat"  # unix seconds of the owner's last sign of life
+CLOSED = "lenet.closed"  # on a run closed because its process was gone: why and when
+CLAIM = "lenet.claim"  # on a parent: the launch that owns it now (a server store's claim protocol)
+PARENT = "mlflow.parentRunId"
+OVERRIDES = "hydra.overrides"
+JOB_NUM = "hydra.job_num"
+
+SWEEP_FILE = "mlflow_sweep.json"  # in Hydra's sweep dir: how a sweep's jobs find their parent run
+MANY = 10000  # the most runs one query returns: more than a sweep or an experiment's live runs hold
+
+
+def newest_sweeps(client, experiment_id: str, sweep_id: str | None = None, max_results: int = 1) -> list:
+    """Parent runs of the experiment, newest first; of one sweep id if given."""
+    flt = f"tags.`{ROLE}` = 'sweep'" + (f" and tags.`{SWEEP_ID}` = '{sweep_id}'" if sweep_id else "")
+    return client.search_runs([experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"],
+                              max_results=max_results)
+
+
+def sweeps_with_key(client, experiment_id: str, key: str, running: bool = False) -> list:
+    """Parent runs of this very sweep (config.sweep_key), newest first; only RUNNING ones if asked."""
+    flt = f"tags.`{ROLE}` = 'sweep' and tags.`{SWEEP_KEY}` = '{key}'"
+    flt += " and attributes.status = 'RUNNING'" if running else ""
+    return client.search_runs([experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"],
+                              max_results=MANY)
+
+
+def finished_run(client, experiment_id: str, config_hash: str):
+    """The latest FINISHED run of this config in the experiment, if any."""
+    flt = f"tags.`{CONFIG_HASH}` = '{config_hash}' and attributes.status = 'FINISHED'"
+    found = client.search_runs([experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"],
+                               max_results=1)
+    return found[0] if found else None
+
+
+def running_runs(client, experiment_id: str) -> list:
+    """Every RUNNING run of the experiment (liveness decides which of them are dead)."""
+    return client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=MANY)
+
+
+def running_jobs(client, experiment_id: str, sweep_id: str, job_num: int | None = None) -> list:
+    """RUNNING job runs of one sweep (of one Hydra job number, if given)."""
+    flt = f"attributes.status = 'RUNNING' and tags.`{SWEEP_ID}` = '{sweep_id}' and tags.`{ROLE}` = 'job'"
+    flt += f" and tags.`{JOB_NUM}` = '{job_num}'" if job_num is not None else ""
+    return client.search_runs([experiment_id], filter_string=flt, max_results=MANY)
+
+
+def children(client, experiment_id: str, parent_id: str) -> list:
+    """Every run made under this parent, oldest first (attempts of a resumed sweep included)."""
+    return client.search_runs([experiment_id], filter_string=f"tags.`{PARENT}` = '{parent_id}'",
+                              order_by=["attributes.start_time ASC"], max_results=MANY)
+
+
+def job_runs(client, experiment_id: str, parent_id: str) -> list:
+    """The sweep's runs, one per config: the FINISHED one if any, else the latest attempt.
+
+    A resumed sweep holds earlier failed or killed attempts, and may count FINISHED runs that
+    another sweep made (tagged lenet.reused.<run id> on its parent).
+    """
+    reused = [key.removeprefix(REUSED) for key in client.get_run(parent_id).data.tags if key.startswith(REUSED)]
+    return latest_per_config(children(client, experiment_id, parent_id) + [client.get_run(r) for r in reused])
+
+
+def matching_jobs(client, experiment_id: str, where: str) -> list:
+    """Job runs of the experiment matching an MLflow filter (e.g. "params.model = 'classic'"), one per config.
+
+    MLflow filters take no parentheses, so `where` is joined with `and`.
+    """
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{ROLE}` = 'job' and {where}",
+                               max_results=MANY)
+    return latest_per_config(found)
+
+
+def latest_per_config(runs: list) -> list:
+    chosen: dict[str, object] = {}
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        key = run.data.tags.get(CONFIG_HASH, run.info.run_id)
+        if key not in chosen or chosen[key].info.status != "FINISHED":
+            chosen[key] = run
+    return sorted(chosen.values(), key=lambda r: (int(r.data.tags.get(JOB_NUM, 0)), r.info.start_time))
+
+
+def read_sweep(sweep_dir: str | Path) -> dict | None:
+    """What the sweep told its jobs (its parent run, id and swept keys), None outside a sweep."""
+    path = Path(sweep_dir) / SWEEP_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def write_sweep(sweep_dir: Path, record: dict) -> None:
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / SWEEP_FILE).write_text(json.dumps(record))

@@ -1,0 +1,237 @@
+"""Where runs go: a tracking URI checked before anything runs, then connected to, created if new, and
+pointed at its artifacts if it was moved. Each problem is one line, and a check creates or writes nothing."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from typing import NamedTuple
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from .client import PatientClient
+from .exclusive import exclusive
+
+log = logging.getLogger(__name__)
+
+SQLITE = "sqlite:///"
+SCHEMES = "sqlite:///PATH/mlflow.db, http(s)://HOST:PORT (a tracking server), postgresql+psycopg2://..., " \
+          "mysql+pymysql://..."
+DRIVER_HINTS = {"postgresql": "pip install -e '.[postgres]' (psycopg2) and write postgresql+psycopg2://...",
+                "mysql": "pip install pymysql and write mysql+pymysql://..."}
+
+
+class Tracking(NamedTuple):
+    """Where runs go: a client and the id of the experiment they belong to."""
+
+    client: MlflowClient
+    experiment_id: str
+
+
+class ExperimentDeleted(LookupError):
+    """The experiment is in MLflow's trash (the UI's Delete): no run can be added until it is restored."""
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a local store's URI (sqlite:///PATH), None for any other store."""
+    return Path(uri[len(SQLITE):]) if uri.startswith(SQLITE) else None
+
+
+def absolute(tracking_uri: str) -> str:
+    """A local store's URI with an absolute path (runs_dir=myruns): MLflow makes no artifact URI from a
+    relative one, and a printed `mlflow ui --backend-store-uri` must work from any directory."""
+    path = sqlite_path(tracking_uri)
+    return tracking_uri if path is None else SQLITE + os.path.abspath(path)
+
+
+def connect(tracking_uri: str, experiment: str, patience_s: float = 120) -> Tracking:
+    """A client for tracking_uri and the id of experiment, created if missing.
+
+    A new experiment on a local store keeps its artifacts beside the store (under runs/), not in
+    whatever directory the command happened to start in; a store moved or copied with its
+    artifacts is pointed at them where it now is (relocate). A tracking server gets a PatientClient:
+    an outage of up to patience_s (a restart) is waited out, a longer one raises TrackingUnavailable.
+    """
+    tracking_uri = absolute(tracking_uri)
+    if tracking_uri.startswith(("http://", "https://")):
+        return get_or_create(PatientClient(tracking_uri, patience_s), experiment, None)
+    store = sqlite_path(tracking_uri)
+    if store is None:
+        return get_or_create(MlflowClient(tracking_uri=tracking_uri), experiment, None)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    # Processes that open a new store at once race on creating its schema and the experiment:
+    # one at a time here. WAL lets concurrent jobs write while others read.
+    with exclusive(store.with_name(store.name + ".lock")):
+        client = MlflowClient(tracking_uri=tracking_uri)
+        relocate(store)
+        found = get_or_create(client, experiment, (store.parent / "mlartifacts" / experiment).as_uri())
+        with contextlib.closing(sqlite3.connect(store)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+    return found
+
+
+ARTIFACT_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                    ("logged_models", "artifact_location"))
+
+
+def relocate(store: Path) -> list[str]:
+    """Point a local store that was moved or copied, with its mlartifacts/ beside it, at that mlartifacts/.
+
+    MLflow records artifact places as absolute file URIs, so a runs/ moved elsewhere would keep
+    reading and writing the old place. Only URIs under an old `.../mlartifacts/` (the layout this
+    harness makes) are rewritten, and only when mlartifacts/ exists beside the store; returns the
+    old roots. Call it holding the store's lock.
+    """
+    here = store.parent / "mlartifacts"
+    if not here.is_dir():
+        return []
+    with contextlib.closing(sqlite3.connect(store)) as db, db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "experiments" not in tables:
+            return []
+        roots = set()
+        for (location,) in db.execute("SELECT artifact_location FROM experiments"):
+            if (location or "").startswith("file://") and "/mlartifacts/" in location:
+                root = location[: location.rindex("/mlartifacts/") + len("/mlartifacts")]
+                if root != here.as_uri():
+                    roots.add(root)
+        for root in roots:
+            for table, column in ARTIFACT_COLUMNS:
+                if table in tables:
+                    db.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                               f"WHERE substr({column}, 1, ?) = ?", (here.as_uri(), len(root) + 1, len(root) + 1,
+                                                                    root + "/"))
+            log.warning("this store was moved or copied from %s: its artifacts are read and written in %s now",
+                        root.removeprefix("file://"), here)
+    return sorted(roots)
+
+
+EXPERIMENT_TAGS = {
+    # What MLflow 3's UI reads to open an experiment on its runs rather than its GenAI view (traces,
+    # token usage). MLflow 3.17's UI follows its GenAI / Model training switch instead, so the links the
+    # sweep prints carry ?workflowType=machine_learning (analysis.report.where_to_look).
+    "mlflow.experimentKind": "custom_model_development",
+    "mlflow.note.content": ("LeNet variants trained by lenet-sweeps. Each sweep is a parent run, named sweep "
+                            "and its overrides, whose description holds the comparison (tables, tests, "
+                            "the factorial model); its jobs are its children, one run per config and seed."),
+}
+
+
+def get_or_create(client: MlflowClient, experiment: str, artifact_location: str | None) -> Tracking:
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        try:
+            return Tracking(client, client.create_experiment(experiment, artifact_location=artifact_location,
+                                                             tags=EXPERIMENT_TAGS))
+        except MlflowException as err:
+            # Another sweep created it since we looked (both started at once on a new server): use theirs.
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            found = client.get_experiment_by_name(experiment)
+    if found.lifecycle_stage == "deleted":  # MLflow refuses new runs in it; its own message names no way out
+        uri = client.tracking_uri
+        raise ExperimentDeleted(
+            f"the MLflow experiment {experiment!r} at {uri} was deleted (its runs are kept until the store is "
+            f"cleaned up); restore it with `MLFLOW_TRACKING_URI={uri} mlflow experiments restore --experiment-id "
+            f"{found.experiment_id}`, or name another with mlflow.experiment=NAME")
+    for key, value in EXPERIMENT_TAGS.items():  # experiments made before, or elsewhere: what the user set stays
+        if key not in found.tags:
+            client.set_experiment_tag(found.experiment_id, key, value)
+    return Tracking(client, found.experiment_id)
+
+
+def open_experiment(tracking_uri: str, experiment: str, option: str = "--tracking-uri") -> Tracking:
+    """A client and the id of an existing experiment, for commands that read runs: unlike connect,
+    it never creates a store or an experiment, so a typo leaves nothing behind; LookupError otherwise."""
+    path = sqlite_path(tracking_uri)
+    if path is not None and not path.exists():
+        raise LookupError(f"no MLflow store at {tracking_uri}; run a sweep first, or set {option}")
+    check_store(tracking_uri, option)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        names = ", ".join(sorted(e.name for e in client.search_experiments())) or "none yet"
+        raise LookupError(f"no experiment {experiment!r} at {tracking_uri}; experiments there: {names}")
+    return Tracking(client, found.experiment_id)
+
+
+def check_store(uri: str, option: str = "mlflow.tracking_uri") -> None:
+    """LookupError in one line for a tracking URI that cannot be used now; reads only, creates nothing."""
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if scheme in ("http", "https"):
+        check_reachable(uri, option)
+    elif scheme == "sqlite":
+        check_sqlite(uri, option)
+    elif scheme.split("+")[0] in ("postgresql", "mysql", "mssql"):
+        check_database(uri, option)
+    else:
+        hint = "; MLflow 3 keeps no runs in a file store" if scheme in ("", "file") else ""
+        raise LookupError(f"{option} {uri!r} is not a tracking store this harness can use{hint}; use one of: "
+                          f"{SCHEMES}")
+
+
+def check_sqlite(uri: str, option: str) -> None:
+    """An existing file at a sqlite:/// URI must be an MLflow store; it is opened read-only to find out."""
+    path = sqlite_path(uri)
+    if path is None:
+        raise LookupError(f"{option} {uri!r}: write a local store as sqlite:///PATH (three slashes, then the path)")
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return  # MLflow creates it
+    if not path.is_file():
+        raise LookupError(f"{option} {uri}: {path} is not a file")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as err:
+        raise LookupError(f"{option} {uri}: {path} is not a readable MLflow store ({err}); move it aside to start "
+                          f"a new one, or restore it from a backup") from None
+    if not {"experiments", "runs", "alembic_version"} <= tables:
+        raise LookupError(f"{option} {uri}: {path} is an SQLite database but not an MLflow store; "
+                          f"point {option} elsewhere")
+
+
+def check_database(uri: str, option: str) -> None:
+    """A database URI whose driver is importable and whose server answers (5 s at most)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    try:
+        url = make_url(uri)
+        url.get_dialect().import_dbapi()
+    except ArgumentError as err:
+        raise LookupError(f"{option}: {err}") from None
+    except ImportError as err:
+        hint = DRIVER_HINTS.get(url.get_backend_name(), "install its driver")
+        raise LookupError(f"{option} {url.render_as_string(hide_password=True)}: its database driver is not "
+                          f"installed ({err}); {hint}") from None
+    timeout = {"connect_timeout": 5} if url.get_backend_name() in ("postgresql", "mysql") else {}
+    engine = create_engine(url, connect_args=timeout)
+    try:
+        with engine.connect() as db:
+            db.execute(text("SELECT 1"))
+    except SQLAlchemyError as err:
+        reason = " ".join(str(getattr(err, "orig", err)).split())[:200]
+        raise LookupError(f"cannot connect to the database at {url.render_as_string(hide_password=True)} "
+                          f"({reason}); start it, or set {option}") from None
+    finally:
+        engine.dispose()
+
+
+def check_reachable(uri: str, option: str = "mlflow.tracking_uri") -> None:
+    """LookupError in one line if uri is a tracking server that does not answer now.
+
+    Asked once with a short timeout, since MLflow's client retries a dead server for minutes.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
+    except requests.RequestException as err:
+        raise LookupError(f"cannot reach the MLflow tracking server at {uri} ({type(err).__name__}); start it, "
+                          f"or set {option}") from None

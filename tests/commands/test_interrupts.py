@@ -1,0 +1,79 @@
+"""Ctrl-C, SIGTERM and kill -9 in the middle of a real sweep: runs end KILLED or are closed later; a rerun resumes.
+
+The signal comes from the job's own model when its first epoch ends (tests.support.faults), so the
+sweep is stopped at a known point rather than at whatever line a test saw in time.
+"""
+import signal
+import time
+
+import pytest
+
+from experiments.record.liveness import me
+
+from ..support.commands import printed, run, start
+from ..support.store import client_of, runs_in
+
+
+
+def sweep_command(runs_dir, *fault):
+    """A two-job sweep whose first job's model sends a signal when its second epoch starts, the first time only:
+    the same command run again is the same sweep, and completes."""
+    return ["experiments.run", "-m", "model=classic,d2l", "trainer.epochs=2", "trainer.progress=lines",
+            "mlflow.log_model=false", f"runs_dir={runs_dir}", "model._target_=tests.support.faults.signalling_lenet",
+            f"+model.tally={runs_dir}/signals", *fault]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_sweep_ends_killed_and_a_rerun_resumes_it(runs_dir, sig):
+    command = sweep_command(runs_dir, f"+model.signal_name={sig.name}", "+model.twice=true")  # pressed twice
+    proc = start(*command)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 128 + sig  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
+    assert "Traceback" not in output
+    assert output.count(f"model=classic: KILLED by {sig.name}; rerun the same command") == 1
+    assert "epoch 1/2" in output and "epoch 2/2" not in output  # stopped where the signal came: in epoch 2
+    assert "Sweep KILLED: 0 of 1 runs finished" in output and "| KILLED " in output  # the summary still printed
+    (job,) = runs_in(runs_dir)
+    (parent,) = runs_in(runs_dir, "sweep")
+    assert job.info.status == parent.info.status == "KILLED"
+    assert [m.step for m in client_of(runs_dir).get_metric_history(job.info.run_id, "train_loss")] == [1]
+
+    again = run(*command)  # the same sweep, this time not interrupted
+    assert "Resuming sweep" in printed(again)
+    assert sorted(r.info.status for r in runs_in(runs_dir)) == ["FINISHED", "FINISHED", "KILLED"]
+    (parent,) = runs_in(runs_dir, "sweep")
+    assert parent.info.status == "FINISHED"
+
+
+def test_runs_of_a_killed_process_are_closed_when_the_sweep_is_run_again(runs_dir):
+    command = sweep_command(runs_dir, "+model.signal_name=SIGKILL")  # kill -9, the OOM killer: nothing can close
+    proc = start(*command)
+    proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    (job,) = runs_in(runs_dir)
+    (parent,) = runs_in(runs_dir, "sweep")
+    assert job.info.status == parent.info.status == "RUNNING"
+    client = client_of(runs_dir)
+    experiment_id = client.get_experiment_by_name("lenet-sweeps").experiment_id
+    live = client.create_run(experiment_id, run_name="this test's own run", tags={"lenet.owner": me()})
+
+    again = run(*command)
+    assert f"was RUNNING but process {proc.pid} on " in printed(again)
+    closed = client.get_run(job.info.run_id)
+    assert closed.info.status == "KILLED"
+    assert f"process {proc.pid} on" in closed.data.tags["lenet.closed"]
+    assert "closed KILLED at" in closed.data.tags["lenet.closed"]
+    assert client.get_run(live.info.run_id).info.status == "RUNNING"  # a live process's run is never touched
+    assert sorted(r.info.status for r in runs_in(runs_dir)) == ["FINISHED", "FINISHED", "KILLED"]
+    (parent,) = runs_in(runs_dir, "sweep")
+    assert parent.info.status == "FINISHED" and parent.info.run_id == closed.data.tags["mlflow.parentRunId"]
+
+
+@pytest.mark.parametrize("after_s", [0.5, 2.0])  # importing torch and MLflow; composing and checking every job
+def test_ctrl_c_while_the_command_starts_is_one_line_and_nothing_is_written(tmp_path, after_s):
+    proc = start("experiments.run", "-m", "model=classic,d2l", "optim=sgd,adam", f"runs_dir={tmp_path / 'runs'}")
+    time.sleep(after_s)
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=60)[0]
+    assert (proc.returncode, output) == (130, "interrupted while starting: nothing was run or written\n")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,135 @@
+"""The main sweep on a real SLURM cluster (one node: this machine), through hydra/launcher=slurm.
+
+tests/services/slurm.sh starts munge, slurmctld and slurmd (and stops them after, unless they were
+already up). The node is a CPU-only partition `cpu`; the commands are the README's recipe for one.
+"""
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from ..support.commands import printed, run, start
+from ..support.store import QUICK, client_of, runs_in, the_sweep
+from . import script, unavailable
+
+pytestmark = pytest.mark.cluster
+
+SIGNALLING = "model._target_=tests.support.faults.signalling_lenet"
+# The README's overrides for a CPU-only partition (conf/hydra/launcher/slurm.yaml asks for a GPU).
+CPU_PARTITION = ["hydra/launcher=slurm", "hydra.launcher.partition=cpu", "hydra.launcher.gpus_per_node=0",
+                 "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if os.geteuid() != 0:
+        unavailable("a SLURM cluster on this machine needs root (bash tests/services/slurm.sh start)")
+    if not all(shutil.which(cmd) for cmd in ("slurmctld", "slurmd", "sbatch", "munged")):
+        unavailable("SLURM is not installed here: bash tests/services/slurm.sh install (root) sets it up")
+    was_up = script("slurm.sh", "status", check=False).returncode == 0
+    script("slurm.sh", "start")
+    yield
+    if not was_up:
+        script("slurm.sh", "stop")
+
+
+def queue() -> list[str]:
+    return subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True, check=True).stdout.split()
+
+
+def left_the_queue(job_ids: set, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while set(queue()) & job_ids:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def start_sweep(runs_dir, *overrides):
+    """The sweep in a session of its own: its jobs' models can signal it there (tests.support.faults)."""
+    proc = start("experiments.run", "-m", *QUICK, *CPU_PARTITION, *overrides, f"runs_dir={runs_dir}", session=True)
+    (runs_dir / "sweep.pid").write_text(str(proc.pid))
+    return proc
+
+
+def test_the_main_sweep_runs_as_slurm_jobs_under_one_parent(cluster, runs_dir):
+    proc = run("experiments.run", "-m", "model=classic,d2l", "optim=sgd,adam", *CPU_PARTITION, "trainer.epochs=2",
+               f"runs_dir={runs_dir}")
+    assert "submitted SLURM job(s)" in printed(proc) and "3 of 4 runs finished, 1 diverged" in printed(proc)
+    parent, children = the_sweep(runs_dir)
+    assert parent.info.status == "FINISHED"
+    status = {r.info.run_name: r.info.status for r in children}
+    # The same record as on one machine: classic+sgd at lr 0.9 diverges (FAILED, flagged), the rest finish.
+    assert status == {"model=classic,optim=sgd": "FAILED", "model=classic,optim=adam": "FINISHED",
+                      "model=d2l,optim=sgd": "FINISHED", "model=d2l,optim=adam": "FINISHED"}
+    slurm_ids = {r.data.tags["slurm.job_id"] for r in children}
+    assert len(slurm_ids) == 4  # each its own SLURM job (array tasks), recorded on its run
+    logs = list(runs_dir.glob("hydra/multirun/*/.submitit/*/*_log.out"))
+    assert len(logs) == 4
+    assert left_the_queue(slurm_ids)  # each wrote its result, then ended (COMPLETING a moment)
+
+
+@pytest.mark.parametrize("overrides, refusal", [
+    ([], "asks for 1 GPU(s) per node (hydra.launcher.gpus_per_node), but partition 'cpu' has no GPUs; "
+         "for it: hydra.launcher.gpus_per_node=0"),
+    (["hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=600"],
+     "asks for 600 minutes per job (hydra.launcher.timeout_min), but partition 'cpu' allows at most 60; "
+     "for it: hydra.launcher.timeout_min=60"),
+    (["hydra.launcher.partition=gpu"], "hydra.launcher.partition 'gpu' is not a partition of this cluster; "
+                                       "choose one of: cpu"),
+])
+def test_a_request_the_cluster_cannot_satisfy_is_refused_in_one_line(cluster, tmp_path, overrides, refusal):
+    # Under SLURM's default EnforcePartLimits=NO these jobs would be accepted and wait PENDING for ever.
+    before = queue()
+    proc = run("experiments.run", "-m", "model=classic,d2l", "hydra/launcher=slurm", *overrides,
+               f"runs_dir={tmp_path}", check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [f"error: {refusal}" if refusal.startswith("hydra.launcher.partition")
+                                        else f"error: hydra/launcher=slurm {refusal}"]
+    assert queue() == before and list(tmp_path.iterdir()) == []  # nothing submitted, no run, no folder
+
+
+def test_sigterm_cancels_the_sweeps_jobs_and_their_runs_end_killed(cluster, runs_dir):
+    # The first job to finish an epoch sends the sweep SIGTERM, as a batch system's time limit would.
+    proc = start_sweep(runs_dir, "model=classic,d2l", "trainer.epochs=200", SIGNALLING, "+model.signal_name=SIGTERM",
+                       f"+model.to=pidfile:{runs_dir}/sweep.pid")
+    output = proc.communicate(timeout=180)[0]
+    assert proc.returncode == 143 and "Traceback" not in output, output
+    assert "cancelling the sweep's 2 SLURM job(s)" in output
+    assert queue() == []  # cancelled and gone before the sweep exits, not left on the cluster
+    parent, children = the_sweep(runs_dir)
+    assert children and {r.info.status for r in children} == {"KILLED"}  # each job that started a run
+    assert parent.info.status == "KILLED"
+
+
+def test_a_job_killed_on_the_cluster_ends_its_run_killed_in_bounded_time(cluster, runs_dir):
+    # kill -9 of the job's process at its first epoch's end, as the kernel's OOM killer does: it writes nothing more.
+    proc = start_sweep(runs_dir, "model=classic", "trainer.epochs=200", "hydra.launcher.dead_job_grace_s=3",
+                       SIGNALLING, "+model.signal_name=SIGKILL")
+    output = proc.communicate(timeout=180)[0]
+    assert proc.returncode == 1 and "Traceback" not in output, output
+    (run_,) = runs_in(runs_dir)
+    job = run_.data.tags["slurm.job_id"]
+    assert f"SLURM job {job} left the queue without a result" in output and f".submitit/{job}/" in output
+    assert run_.info.status == "KILLED" and f"(SLURM job {job})" in run_.data.tags["lenet.closed"]
+    ended = client_of(runs_dir).get_run(run_.info.run_id).info.end_time
+    last_beat = max(m.timestamp for m in client_of(runs_dir).get_metric_history(run_.info.run_id, "train_loss"))
+    assert (ended - last_beat) / 1000 < 30  # the queue is read every 2 s, then 3 s of grace for a late result
+    (parent,) = runs_in(runs_dir, "sweep")
+    assert parent.info.status == "FAILED"  # ended by a failure, not by a signal to the sweep
+
+
+def test_a_request_sbatch_refuses_ends_the_sweep_in_one_line(cluster, runs_dir):
+    # No partition limit covers a constraint no node has: sbatch itself refuses it.
+    proc = run("experiments.run", "-m", "model=classic,d2l", *CPU_PARTITION, "hydra.launcher.constraint=nosuchfeature",
+               f"runs_dir={runs_dir}", check=False)
+    assert proc.returncode == 1 and "Traceback" not in printed(proc), printed(proc)
+    (error,) = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert error == "error: SLURM refused the sweep's jobs: sbatch: error: Batch job submission failed: " \
+                    "Invalid feature specification"
+    assert "No runs: the sweep ended before any of its jobs started one." in printed(proc)
+    (parent,) = runs_in(runs_dir, "sweep")
+    assert parent.info.status == "FAILED"  # ended by an error, not by a signal

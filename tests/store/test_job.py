@@ -1,0 +1,119 @@
+"""One job, in this process: the real config composed as the run command composes it, a real MLflow store."""
+import logging
+import shutil
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from experiments.config import compose_with_choices, config_hash
+from experiments.job import run_job
+from experiments.record.runs import RunLog, git_state
+from experiments.record.store import connect
+
+from ..support.store import job_config, runs_in
+
+
+def test_torchvision_dataset_run_logs_class_names(runs_dir, idx_root):
+    cfg, choices = job_config(runs_dir, "data=fashion_mnist", f"data.root={idx_root}", "data.download=false",
+                              "model=d2l", "trainer.epochs=2")
+    tracking = connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    result = run_job(cfg, tracking, "fashion", {"lenet.role": "job"}, runs_dir / "out", choices)
+    (only,) = runs_in(runs_dir)
+    assert result.status == "FINISHED" and only.info.run_id == result.run_id
+    assert only.info.status == "FINISHED" and only.data.params["train_size"] == "180"
+    assert (only.data.params["model"], only.data.params["data"]) == ("d2l", "fashion_mnist")
+    client = tracking.client
+    matrix = pd.read_csv(client.download_artifacts(only.info.run_id, "confusion_matrix.csv", str(runs_dir)),
+                         index_col=0)
+    assert matrix.index[0] == "T-shirt/top" and matrix.to_numpy().sum() == 100
+    predictions = pd.read_csv(client.download_artifacts(only.info.run_id, "predictions.csv", str(runs_dir)))
+    assert len(predictions) == 100 and "Ankle boot" in set(predictions["label_name"])
+
+
+def run(runs_dir, *overrides, name="job"):
+    cfg, choices = job_config(runs_dir, *overrides)
+    return run_job(cfg, connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment), name, {"lenet.role": "job"},
+                   runs_dir / "out", choices)
+
+
+def test_rerun_skips_finished_jobs_and_resume_false_reruns_them(runs_dir, caplog):
+    caplog.set_level(logging.INFO, logger="experiments.job")
+    first = run(runs_dir)
+    second = run(runs_dir)
+    assert (first.status, second.status) == ("FINISHED", "SKIPPED") and second.run_id == first.run_id
+    assert "skipped, already FINISHED as run" in caplog.text
+    assert second.objective == first.objective  # a sweeper still gets the job's best_val_acc
+    assert len(runs_in(runs_dir)) == 1
+    assert run(runs_dir, "resume=false").status == "FINISHED"
+    assert len(runs_in(runs_dir)) == 2
+    assert run(runs_dir, "trainer.epochs=2").status == "FINISHED"  # a changed value is a new job
+    assert len(runs_in(runs_dir)) == 3
+
+
+def test_identity_travels_a_run_finished_elsewhere_is_counted(tmp_path, idx_root, empty_store):
+    shutil.copy(empty_store, tmp_path / "shared.db")
+    store = f"sqlite:///{tmp_path}/shared.db"  # one tracking store, two checkouts with their own paths
+    mine = ["data=mnist", f"data.root={idx_root}", "data.download=false", f"mlflow.tracking_uri={store}"]
+    first = run(tmp_path / "alice", *mine)
+    theirs = [*mine, f"data.cache_dir={tmp_path}/bob-cache", "trainer.progress=bar"]
+    second = run(tmp_path / "bob", *theirs)
+    assert second.status == "SKIPPED" and second.run_id == first.run_id
+    a, _ = job_config(tmp_path / "alice", *mine)
+    b, _ = job_config(tmp_path / "bob", *mine)
+    assert a.runs_dir != b.runs_dir and config_hash(a) == config_hash(b)
+    c, _ = job_config(tmp_path / "alice", *mine, "data.fit_to_input=resize", "model=classic")
+    d, _ = job_config(tmp_path / "alice", *mine, "model=classic")
+    assert config_hash(c) != config_hash(d)  # what is computed still tells jobs apart
+
+
+def test_runs_record_the_commit_and_whether_the_checkout_was_dirty(runs_dir):
+    state = git_state()
+    run(runs_dir)
+    (only,) = runs_in(runs_dir)
+    if not state:
+        pytest.skip("not a git checkout")
+    assert len(only.data.tags["mlflow.source.git.commit"]) == 40
+    assert only.data.tags["lenet.git_dirty"] in ("true", "false")
+    assert only.data.tags["lenet.git_dirty"] == state["lenet.git_dirty"]
+
+
+def test_an_error_while_logging_params_ends_the_run_failed(runs_dir, monkeypatch):
+    def broken(self, params):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(RunLog, "params", broken)
+    with pytest.raises(OSError, match="disk on fire"):
+        run(runs_dir)
+    (only,) = runs_in(runs_dir)
+    assert only.info.status == "FAILED"
+    assert (only.data.tags["error.type"], only.data.tags["error.message"]) == ("OSError", "disk on fire")
+    assert "error.txt" in {a.path for a in MlflowClient(f"sqlite:///{runs_dir}/mlflow.db").list_artifacts(
+        only.info.run_id)}
+
+
+def test_a_failure_in_training_ends_failed_and_an_interrupt_ends_killed(runs_dir, monkeypatch):
+    import experiments.job
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with pytest.raises(RuntimeError, match="injected fault in forward"):
+        run(runs_dir, "model._target_=tests.support.faults.exploding_lenet", name="exploding")
+    monkeypatch.setattr(experiments.job, "fit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(runs_dir, "seed=1", name="interrupted")
+    status = {r.info.run_name: r.info.status for r in runs_in(runs_dir)}
+    assert status == {"exploding": "FAILED", "interrupted": "KILLED"}
+
+
+def test_a_bad_value_raises_before_any_run_exists(runs_dir):
+    with pytest.raises(ValueError, match=r"val_fraction 1.5 is outside \[0, 1\)"):  # the library's words
+        run(runs_dir, "data.val_fraction=1.5")
+    assert runs_in(runs_dir) == []
+
+
+def test_composed_choices_name_the_group_options():
+    cfg, choices = compose_with_choices(["model=d2l", "optim=sgd"])
+    assert (choices["model"], choices["optim"], choices["data"]) == ("d2l", "sgd", "mnist5k")
+    assert "hydra" not in cfg and not any(group.startswith("hydra") for group in choices)

@@ -1,0 +1,52 @@
+"""Dead runs are told from live ones: closed KILLED with the reason, live ones never touched."""
+import subprocess
+import sys
+import time
+
+from experiments.record.liveness import close_stale_runs, gone, me
+from experiments.record.schema import CLOSED, HEARTBEAT, OWNER
+from experiments.record.store import connect
+
+
+def test_this_process_is_alive_and_a_finished_process_is_gone():
+    assert gone({OWNER: me()}, 0, timeout_s=1) is None
+    child = subprocess.run([sys.executable, "-c", "from experiments.record.liveness import me; print(me())"],
+                           capture_output=True, text=True, check=True)
+    dead = child.stdout.strip()
+    assert "is no longer running" in gone({OWNER: dead}, 0, timeout_s=1e9)
+    host, pid, start = me().split(":")
+    reused = f"{host}:{pid}:{int(start) - 1}"  # this pid, but a process that started at another time
+    assert "now belongs to another process" in gone({OWNER: reused}, 0, timeout_s=1e9)
+
+
+def test_a_run_of_another_host_is_gone_when_its_heartbeat_is_old():
+    now = time.time()
+    other = {OWNER: "elsewhere:42:1000"}
+    assert gone({**other, HEARTBEAT: str(now - 30)}, 0, timeout_s=600, now=now) is None
+    assert "no heartbeat from process 42 on elsewhere since" in gone({**other, HEARTBEAT: str(now - 601)}, 0,
+                                                                       timeout_s=600, now=now)
+    assert gone({}, start_ms=(now - 60) * 1000, timeout_s=600, now=now) is None  # an older version's run
+    assert "recorded by an older version" in gone({}, start_ms=(now - 700) * 1000, timeout_s=600, now=now)
+
+
+def test_closing_stale_runs_closes_only_the_dead_ones(runs_dir):
+    client, experiment_id = connect(f"sqlite:///{runs_dir}/mlflow.db", "lenet-sweeps")
+    dead = subprocess.run([sys.executable, "-c", "from experiments.record.liveness import me; print(me())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    now = time.time()
+    owners = {"live here": {OWNER: me()}, "dead here": {OWNER: dead},
+              "live elsewhere": {OWNER: "elsewhere:7:1", HEARTBEAT: str(now - 10)},
+              "silent elsewhere": {OWNER: "elsewhere:8:1", HEARTBEAT: str(now - 3600)}}
+    ids = {name: client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+           for name, tags in owners.items()}
+    finished = client.create_run(experiment_id, run_name="finished", tags={OWNER: dead}).info.run_id
+    client.set_terminated(finished, "FINISHED")
+
+    closed = close_stale_runs(client, experiment_id, timeout_s=600)
+    assert sorted(closed) == sorted([ids["dead here"], ids["silent elsewhere"]])
+    status = {name: client.get_run(run_id).info.status for name, run_id in ids.items()}
+    assert status == {"live here": "RUNNING", "dead here": "KILLED", "live elsewhere": "RUNNING",
+                      "silent elsewhere": "KILLED"}
+    reason = client.get_run(ids["dead here"]).data.tags[CLOSED]
+    assert "is no longer running; closed KILLED at 20" in reason and me() in reason
+    assert client.get_run(finished).info.status == "FINISHED"

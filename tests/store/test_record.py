@@ -1,0 +1,82 @@
+"""The record's writers meeting at the worst moment, put there on purpose: another job or sweep lands exactly in
+the gap between MLflow's lookup and its insert; the store refuses a write while a sweep opens its record."""
+from contextlib import contextmanager
+
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from sqlalchemy import event
+
+from experiments.config import compose_with_hydra
+from experiments.errors import Abort
+from experiments.record.runs import RunLog, tracked_run
+from experiments.record.store import connect, get_or_create
+from experiments.sweep import SweepCallback
+
+from ..support.store import runs_in
+
+
+@contextmanager
+def lands_first(client, table: str, other_writer):
+    """Runs other_writer once, just before client's first INSERT INTO table: in the gap between MLflow's
+    lookup and its insert, where a job or sweep started at the same moment lands. Yields [what it returned]."""
+    engine = client._tracking_client.store.engine
+    landed = []
+
+    def hook(conn, cursor, statement, *args):
+        if statement.startswith(f"INSERT INTO {table}") and not landed:
+            landed.append("its own insert fires this hook too")
+            landed[0] = other_writer()
+
+    event.listen(engine, "before_cursor_execute", hook)
+    try:
+        yield landed
+    finally:
+        event.remove(engine, "before_cursor_execute", hook)
+    assert landed, f"the other writer never landed between lookup and INSERT INTO {table}"
+
+
+def test_jobs_logging_the_same_dataset_at_once_both_keep_it(runs_dir):
+    # MLflow looks a dataset up, then inserts it if missing; a job doing the same in between makes the insert
+    # hit the store's unique constraint (seen with 4 joblib jobs). Here the other job lands in exactly that gap.
+    tracking = connect(f"sqlite:///{runs_dir}/mlflow.db", "lenet-sweeps")
+    other = connect(f"sqlite:///{runs_dir}/mlflow.db", "lenet-sweeps")
+    dataset = dict(name="mnist5k", digest="4d7258d2", source={}, schema={}, profile={})
+
+    def other_job():
+        with tracked_run(other, "other job", {"lenet.role": "job"}, runs_dir) as run:
+            run.dataset(**dataset)
+
+    with lands_first(tracking.client, "datasets", other_job):
+        with tracked_run(tracking, "job", {"lenet.role": "job"}, runs_dir) as run:
+            run.dataset(**dataset)
+    finished = runs_in(runs_dir)
+    assert sorted(r.info.status for r in finished) == ["FINISHED", "FINISHED"]
+    assert [[d.dataset.digest for d in r.inputs.dataset_inputs] for r in finished] == [["4d7258d2"]] * 2
+
+
+def test_sweeps_creating_the_experiment_at_once_both_get_it(runs_dir):
+    # On a server or PostgreSQL (no file lock): two sweeps starting on a new store both find no experiment
+    # and both create it. Here the other sweep's create lands between this one's lookup and its insert.
+    client = MlflowClient(f"sqlite:///{runs_dir}/mlflow.db")
+    other_sweep = lambda: get_or_create(MlflowClient(f"sqlite:///{runs_dir}/mlflow.db"), "lenet-sweeps", None)
+    with lands_first(client, "experiments", other_sweep) as landed:
+        tracking = get_or_create(client, "lenet-sweeps", None)
+    assert tracking.experiment_id == landed[0].experiment_id
+    assert [e.name for e in client.search_experiments()] == ["lenet-sweeps", "Default"]
+
+
+def test_a_failure_while_starting_the_sweeps_record_stops_it_in_one_line_and_ends_its_parent(runs_dir, monkeypatch):
+    # Hydra only warns when a callback raises, then launches the jobs: here they would run with no parent to join.
+    cfg = compose_with_hydra([f"runs_dir={runs_dir}"])
+
+    def refused(run, tags):
+        raise MlflowException("the store refused the write")
+
+    monkeypatch.setattr(RunLog, "tags", refused)  # the parent run exists by the time its tags are written
+    with pytest.raises(Abort) as stopped:
+        SweepCallback().on_multirun_start(cfg)
+    assert str(stopped.value) == "the sweep could not start its MLflow record: MlflowException: the store " \
+                                 "refused the write"
+    (parent,) = runs_in(runs_dir, "sweep")
+    assert parent.info.status == "FAILED"  # not left RUNNING with no process behind it

@@ -1,0 +1,37 @@
+"""The project's commands run as a user runs them: in a subprocess, from the project root."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from experiments.config import PROJECT_ROOT
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def run(*args: str, check: bool = True, cwd=PROJECT_ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
+    """python -m ARGS to its end; with check, a non-zero exit fails the test with what it printed."""
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=ENV)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def start(*args: str, cwd=PROJECT_ROOT, session: bool = False) -> subprocess.Popen:
+    """python -m ARGS started as from a terminal, its output merged: a shell's background job (CI may be
+    one) starts with SIGINT ignored, a terminal's foreground job does not. session: in a process group
+    of its own, as a batch system starts a job (a signal to the group reaches it and its workers only)."""
+    def as_from_a_terminal():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if session:
+            os.setsid()
+
+    return subprocess.Popen([sys.executable, "-m", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=ENV, preexec_fn=as_from_a_terminal)
+
+
+def printed(proc: subprocess.CompletedProcess) -> str:
+    return proc.stdout + proc.stderr

@@ -1,0 +1,64 @@
+"""Models that fail on purpose at a known point, reached through Hydra: model._target_=tests.support.faults.NAME.
+
+A test injects a fault where it wants it instead of watching a sweep's output and waiting for the
+moment: a bug in the training step, or a signal sent when the first epoch ends.
+"""
+import os
+import signal
+import subprocess
+
+import torch
+
+from lenet.model import lenet_classic
+
+
+def exploding_lenet(**kw):
+    """LeNet-5 whose training step raises, as a bug in user code would."""
+    net = lenet_classic(**kw)
+
+    def explode(module, args):
+        if torch.is_grad_enabled():
+            raise RuntimeError("injected fault in forward")
+
+    net.register_forward_pre_hook(explode)
+    return net
+
+
+def signalling_lenet(signal_name: str = "SIGTERM", to: str = "process", twice: bool = False, tally: str = "",
+                     times: int = 1, **kw):
+    """LeNet-5 that sends a signal as its second epoch starts (the first training step after the first
+    evaluation: epoch 1 is logged by then).
+
+    to: its own process, its process group ("group", as a batch system's time limit does), or the process
+    group whose id is in a file ("pidfile:PATH": a server or sweep the test runs). twice: a second one 50 ms
+    later, as people press Ctrl-C twice. tally: a file counting the signals sent by every job of the sweep; at
+    most `times` are sent, so the test can rerun the very same command (the same sweep) and have it complete.
+    """
+    net = lenet_classic(**kw)
+    sig = signal.Signals[signal_name]
+    state = {"evaluated": False, "sent": False}
+
+    def send(module, args):
+        if not module.training:
+            state["evaluated"] = True
+            return
+        sent = int(open(tally).read() or 0) if tally and os.path.exists(tally) else 0
+        if not state["evaluated"] or state["sent"] or sent >= times:
+            return
+        state["sent"] = True
+        if tally:
+            with open(tally, "w") as f:
+                f.write(str(sent + 1))
+        if to.startswith("pidfile:"):
+            os.killpg(int(open(to.removeprefix("pidfile:")).read()), sig)
+            return
+        if twice:  # while the first one is being handled
+            target = f"-{os.getpgid(0)}" if to == "group" else str(os.getpid())
+            subprocess.Popen(["sh", "-c", f"sleep 0.05; kill -{sig.name[3:]} -- {target}"])
+        if to == "group":
+            os.killpg(0, sig)
+        else:
+            os.kill(os.getpid(), sig)
+
+    net.register_forward_pre_hook(send)
+    return net

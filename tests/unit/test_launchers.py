@@ -1,0 +1,62 @@
+"""The launchers' configs and the SLURM launcher's reading of the cluster, without launching anything."""
+import pytest
+from hydra import compose, initialize_config_dir
+
+from experiments.config import CONF_DIR, prepare_hydra
+from experiments.errors import BadInput
+from experiments.validate import compose_job
+
+
+def test_slurm_launcher_composes_with_one_gpu_per_job():
+    prepare_hydra()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.lenet_sweeps.SlurmLauncher"  # submitit's, made to fail loudly
+    assert (launcher.gpus_per_node, launcher.nodes, launcher.tasks_per_node) == (1, 1, 1)
+    assert launcher.cpus_per_task == 4 and launcher.timeout_min == 30
+    assert launcher.submitit_folder == f"{cfg.hydra.sweep.dir}/.submitit/%j"  # logs beside the sweep's outputs
+    assert (launcher.poll_s, launcher.dead_job_grace_s) == (2.0, 15.0)  # how the sweep watches its jobs
+
+
+def test_a_missing_extra_is_named(monkeypatch):
+    from hydra.errors import MissingConfigException
+
+    def missing(overrides):
+        raise MissingConfigException("no launcher", "hydra/launcher/submitit_slurm", ["basic"])
+
+    monkeypatch.setattr("experiments.validate.compose", missing)
+    with pytest.raises(BadInput, match=r"hydra/launcher=submitit_slurm needs the 'slurm' extra: pip install"):
+        compose_job(["hydra/launcher=submitit_slurm"])
+
+
+def test_the_slurm_launcher_is_a_hydra_plugin_even_in_an_editable_install():
+    from hydra.core.plugins import Plugins
+    from hydra_plugins.lenet_sweeps import SlurmLauncher
+
+    from experiments.config import register_plugins
+
+    register_plugins()
+    # (Hydra's plugin scan re-executes submitit's module, so its class is compared by name.)
+    assert SlurmLauncher.__mro__[1].__module__ + ".SlurmLauncher" == \
+        "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert Plugins.instance().class_name_to_class["hydra_plugins.lenet_sweeps.SlurmLauncher"] is SlurmLauncher
+
+
+def test_slurm_limits_are_read_as_scontrol_writes_them():
+    from experiments.launchers.slurm import Partition, gpu_count, minutes, records, shortfalls
+
+    (node,) = records("NodeName=gpu01 Arch=x86_64 CPUTot=64 Gres=gpu:a100:4(S:0-1),shard:8 "
+                      "OS=Linux 6.1.0-18-amd64 #1 SMP PREEMPT_DYNAMIC RealMemory=515000 State=IDLE")
+    assert node["OS"] == "Linux 6.1.0-18-amd64 #1 SMP PREEMPT_DYNAMIC" and node["RealMemory"] == "515000"
+    assert gpu_count(node["Gres"]) == 4 and gpu_count("(null)") == 0 and gpu_count("gpu:2") == 2
+    assert [minutes(t) for t in ("30", "01:00:00", "1-12:00:00", "UNLIMITED")] == [30, 60, 2160, float("inf")]
+    cpu = Partition("cpu", up=True, nodes=1, max_time_min=60, cpus=2, mem_mb=24105, gpus=0)
+    fits = {"gpus_per_node": 0, "cpus_per_task": 1, "tasks_per_node": 1, "mem_gb": 2, "timeout_min": 30}
+    assert shortfalls(fits, cpu) == []
+    problems = shortfalls({"gpus_per_node": 1, "cpus_per_task": 4, "tasks_per_node": 1, "mem_gb": 16,
+                           "timeout_min": 90, "nodes": 2}, cpu)
+    assert [p.split(" (")[0] for p in problems] == ["1 GPU(s) per node", "4 CPUs per node", "2 nodes per job",
+                                                    "90 minutes per job"]
+    assert "for it: hydra.launcher.gpus_per_node=0" in problems[0]
+    assert "for it: hydra.launcher.cpus_per_task=2" in problems[1]
