@@ -1,4 +1,4 @@
-"""python -m experiments.bench [--baseline d2l|classic] [--seeds N] [--concurrent 1,2,4] [--sweep] [overrides ...]
+"""python -m experiments.bench [--baseline d2l|classic] [--seeds N] [--concurrent 1,2,4] [--sweep [--prefill N]] ...
 
 Trains the same recipe two ways in one run, on the same data and device: a faithful replica of a
 well-known loop (torchvision DataLoader, transforms per sample, a host sync per step) and this
@@ -10,17 +10,14 @@ command's, e.g. data=mnist data.root=/data trainer.epochs=10 device=cuda.
 
 With --sweep, it times the run command's whole sweep instead (default: model=classic,d2l
 optim=sgd,adam) from command start to its exported summary, on a fresh store, and splits the
-wall time into start-up, training, per-job overhead and the summary.
+wall time into start-up, training, per-job overhead and the summary; --prefill N times it again
+on a store already holding N earlier runs.
 """
 from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
@@ -30,10 +27,9 @@ from lenet.data import Data, prepare
 from lenet.engine import COMPILE, fit, make_optimizer, resolve_device
 
 from . import cli
+from .benchmarks.replica import BASELINE_NAMES, run_baseline_apart
+from .benchmarks.sweep_timing import fmt_table, time_sweep
 from .config import compose
-from .record.schema import ROLE
-from .record.store import connect
-from .replica import BASELINE_NAMES, run_baseline_apart
 from .validate import check_command
 
 # Each replicated loop with the recipe it comes with; the user's overrides go after these.
@@ -42,7 +38,6 @@ RECIPES = {
     "classic": ["model=classic", "optim=adam", "data.fit_to_input=resize", "data.normalize=mean_std",
                 "trainer.batch_size=128"],
 }
-MAIN_SWEEP = ["model=classic,d2l", "optim=sgd,adam"]
 
 
 def data_kwargs(cfg: DictConfig, input_size: int) -> dict:
@@ -92,12 +87,6 @@ def measure_concurrency(overrides: list[str], counts: list[int], compile: str) -
     return rows
 
 
-def fmt_table(headers: list[str], rows: list[list]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
-
-
 def positive(text: str) -> int:
     if not text.strip().isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
@@ -117,9 +106,13 @@ def main(argv: list[str]) -> int:
                         help="e.g. 1,2,4: also run that many engine jobs at once")
     parser.add_argument("--sweep", action="store_true",
                         help="time the run command's sweep (default model=classic,d2l optim=sgd,adam) by phase")
+    parser.add_argument("--prefill", type=positive, default=0,
+                        help="with --sweep: also time it on a store that already holds this many runs")
     args, overrides = parser.parse_known_args(argv)
     # The run command's checks come first, before anything is timed: bad input is one line (cli).
-    return time_sweep(overrides) if args.sweep else bench(args, RECIPES[args.baseline] + overrides)
+    if args.sweep:
+        return time_sweep(overrides, args.prefill)
+    return bench(args, RECIPES[args.baseline] + overrides)
 
 
 def bench(args: argparse.Namespace, overrides: list[str]) -> int:
@@ -151,57 +144,6 @@ def bench(args: argparse.Namespace, overrides: list[str]) -> int:
                         [[r["jobs"], f"{r['wall']:.2f}", f"{r['aggregate']:,.0f}", f"{r['aggregate'] / base:.2f}",
                           f"{r['steady_sum']:,.0f}"] for r in conc]))
     return 0
-
-
-def time_sweep(overrides: list[str]) -> int:
-    """Run the sweep command on a fresh store and print where its wall time went."""
-    given = {o.split("=", 1)[0] for o in overrides}
-    overrides = [o for o in MAIN_SWEEP if o.split("=", 1)[0] not in given] + overrides
-    configs = check_command(["-m", *overrides])
-    cfg = configs[0]  # the first job: where data and cache live
-    shared = [f"data.{k}={cfg.data[k]}" for k in ("root", "cache_dir") if f"data.{k}" not in given]
-    for job_cfg in configs:  # fill the dataset cache outside the timing
-        prepare(input_size=instantiate(job_cfg.model).input_size, seed=job_cfg.seed, **job_cfg.data)
-    with tempfile.TemporaryDirectory(prefix="lenet-bench-") as tmp:
-        command = [sys.executable, "-m", "experiments.run", "-m", *overrides, *shared, f"runs_dir={tmp}"]
-        print(" ".join(["python", *command[1:]]), flush=True)
-        log = Path(tmp) / "sweep.log"
-        start = time.time()
-        with log.open("w") as out:
-            code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT).returncode
-        end = time.time()
-        if code != 0:
-            print(log.read_text()[-3000:], file=sys.stderr)
-            print(f"error: the sweep exited with {code}", file=sys.stderr)
-            return 1
-        client, experiment_id = connect(f"sqlite:///{tmp}/mlflow.db", cfg.mlflow.experiment)
-        runs = client.search_runs([experiment_id], filter_string=f"tags.`{ROLE}` = 'job'",
-                                  order_by=["attributes.start_time ASC"], max_results=10000)
-    print(sweep_phases(runs, start, end))
-    return 0
-
-
-def sweep_phases(runs: list, start: float, end: float) -> str:
-    """Each job's training and the rest of its share of the wall (Hydra, MLflow, evaluation, plots)."""
-    starts = [r.info.start_time / 1000 for r in runs]
-    ends = [r.info.end_time / 1000 for r in runs]
-    train = [r.data.metrics.get("train_seconds", 0.0) for r in runs]
-    phases = [["start-up: imports, checks, store, first job's data", starts[0] - start]]
-    if any(later < earlier for later, earlier in zip(starts[1:], ends)):  # a parallel launcher
-        jobs = [[r.info.run_name, t, b - a] for r, a, b, t in zip(runs, starts, ends, train)]
-        headers = ["job", "training s", "run s (start to end in MLflow)"]
-        phases.append([f"{len(runs)} jobs side by side, first start to last end", max(ends) - starts[0]])
-    else:  # one after another: a job's share of the wall lasts until the next run starts
-        shares = [b - a for a, b in zip(starts, starts[1:] + ends[-1:])]
-        overhead = [share - t for share, t in zip(shares, train)]
-        jobs = [[r.info.run_name, t, o] for r, t, o in zip(runs, train, overhead)]
-        headers = ["job", "training s", "overhead s"]
-        phases += [[f"training, {len(runs)} jobs", sum(train)],
-                   [f"per-job overhead beyond training (mean; max {max(overhead):.2f})", statistics.mean(overhead)]]
-    phases += [["summary, export and exit after the last job", end - max(ends)],
-               ["total, command start to exit", end - start]]
-    as_text = lambda rows: [[x if isinstance(x, str) else f"{x:.2f}" for x in row] for row in rows]  # noqa: E731
-    return "\n" + fmt_table(headers, as_text(jobs)) + "\n\n" + fmt_table(["phase", "seconds"], as_text(phases))
 
 
 def report(rows: list[dict], device, epochs: int) -> str:

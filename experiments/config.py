@@ -164,7 +164,8 @@ CONFIG_KEYS = {"epochs": "trainer.epochs", "batch_size": "trainer.batch_size", "
                "val_fraction": "data.val_fraction", "fit_to_input": "data.fit_to_input",
                "normalize": "data.normalize", "mean": "data.mean", "std": "data.std", "download": "data.download"}
 # An argument is named where a message starts with it ("epochs 0 must be >= 1"), after "unknown ", or set with =.
-LIBRARY_WORDS = re.compile(r"(?:^|(?<=unknown )|(?<![\w.])(?=\w+=))(" + "|".join(CONFIG_KEYS) + r")\b(?:=(True|False)\b)?")
+LIBRARY_WORDS = re.compile(r"(?:^|(?<=unknown )|(?<![\w.])(?=\w+=))(" + "|".join(CONFIG_KEYS)
+                           + r")\b(?:=(True|False)\b)?")
 
 
 def config_terms(message: str) -> str:

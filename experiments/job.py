@@ -2,12 +2,12 @@
 
 `experiments.run`'s `@hydra.main` is a thin wrapper around `run_job`; tests call `run_job` with
 the compose API. The run's lifecycle is `record.runs.tracked_run`, which always ends it FINISHED,
-FAILED or KILLED.
+FAILED or KILLED; what the run leaves behind is `experiments.artifacts`.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
+import json
 import logging
 import math
 import sys
@@ -15,21 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
-import lenet
-from lenet.atomic import atomic_write
 from lenet.data import Data, prepare
 from lenet.engine import EPOCH_METRICS, evaluate, fit, make_optimizer, predict, resolve_device
 from lenet.model import LeNet, layer_table, parameter_count
 
-from .analysis import plots
+from .artifacts import Outputs, Predictions, cpu_copy, leave
 from .config import NOT_IDENTITY, config_hash, flatten
-from .record.client import patiently
 from .record.runs import RunLog, logged_value, tracked_run
 from .record.schema import CONFIG_HASH, DIVERGED, PARENT, REUSED, finished_run
 from .record.store import Tracking
@@ -41,8 +36,9 @@ log = logging.getLogger(__name__)
 class Job:
     model: LeNet
     optimizer: torch.optim.Optimizer
-    data: Data
+    data: Data  # on the device
     device: torch.device
+    host_data: Data  # the same on the CPU: what the run's dataset input is hashed from
 
 
 @dataclass
@@ -74,7 +70,7 @@ def run_job(cfg: DictConfig, tracking: Tracking, name: str, tags: dict, out: Pat
     params, settings = run_params(cfg, job, choices or {})
     with tracked_run(tracking, name, tags | settings, out) as run:
         run.params(params)
-        log_dataset(run, cfg, job.data)
+        run.write(lambda: log_dataset(run, cfg, job.host_data))
         final = train(cfg, job, run, name, out, tracking)
         if "diverged_epoch" in final:
             message = f"training loss became {final['train_loss']} at epoch {final['diverged_epoch']}; stopped there"
@@ -91,8 +87,21 @@ def setup(cfg: DictConfig) -> Job:
     device = resolve_device(cfg.device)
     model = instantiate(cfg.model).to(device)
     optimizer = make_optimizer(instantiate(cfg.optim, _convert_="all"), model.parameters(), device)
-    data = prepare(input_size=model.input_size, seed=cfg.seed, **cfg.data).to(device)
-    return Job(model, optimizer, data, device)
+    host = dataset(cfg, model.input_size)
+    return Job(model, optimizer, host.to(device) if device.type != "cpu" else host, device, host)
+
+
+DATASETS: dict[str, Data] = {}  # this process's datasets, by what they are made of: a sweep's jobs share them
+
+
+def dataset(cfg: DictConfig, input_size: int) -> Data:
+    """The job's data on the CPU, loaded once per process per dataset, geometry, split seed and transform."""
+    key = json.dumps([OmegaConf.to_container(cfg.data, resolve=True), input_size, cfg.seed], sort_keys=True)
+    if key not in DATASETS:
+        if len(DATASETS) >= 4:  # a few geometries x seeds; real MNIST is ~220 MB each
+            DATASETS.pop(next(iter(DATASETS)))
+        DATASETS[key] = prepare(input_size=input_size, seed=cfg.seed, **cfg.data)
+    return DATASETS[key]
 
 
 def run_params(cfg: DictConfig, job: Job, choices: dict) -> tuple[dict, dict]:
@@ -114,46 +123,35 @@ def run_params(cfg: DictConfig, job: Job, choices: dict) -> tuple[dict, dict]:
 def log_dataset(run: RunLog, cfg: DictConfig, data: Data) -> None:
     """The transformed dataset as the run's input (MLflow's Dataset column): name, digest, split sizes."""
     splits = {"train": data.train, "validation": data.val, "test": data.test}
-    digest = hashlib.sha1()
-    for split in splits.values():
-        if split is not None:
-            for tensor in (split.images, split.labels):  # hashed in place: no copy of the dataset's bytes
-                digest.update(np.ascontiguousarray(tensor.cpu().numpy()))
     side = data.train.images.shape[-1]
     run.dataset(
-        name=cfg.data.name, digest=digest.hexdigest()[:16],
+        name=cfg.data.name, digest=digest(data),
         source={"dataset": cfg.data.name, "fit_to_input": cfg.data.fit_to_input, "normalize": cfg.data.normalize},
         schema={"image": f"float32 (1, {side}, {side})", "label": f"int64, {len(data.classes)} classes"},
         profile={name: len(split) for name, split in splits.items() if split is not None})
 
 
-def log_model(tracking: Tracking, run: RunLog, model: LeNet) -> None:
-    """The best model in MLflow's PyTorch format, as the run's "model": with its signature, an input
-    example and the lenet package, so that `mlflow.pytorch.load_model("runs:/<id>/model")` and
-    `mlflow models predict` work from the run alone."""
-    import mlflow.pytorch
-    from mlflow.models import infer_signature
+DIGESTS: dict[int, tuple[Data, str]] = {}  # id(data) -> (data, its digest): each dataset is hashed once
 
-    example = torch.zeros(2, model.in_channels, model.input_size, model.input_size).numpy()
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        signature = infer_signature(example, model(torch.from_numpy(example).to(next(model.parameters()).device))
-                                    .cpu().numpy())
-    model.train(was_training)
-    mlflow.set_tracking_uri(tracking.client.tracking_uri)
-    mlflow.set_experiment(experiment_id=tracking.experiment_id)  # the model belongs to its run's experiment
-    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # its pickle warning: our own model, our code
-    torch_pin = f"torch=={torch.__version__.split('+')[0]}"
-    patiently(tracking.client, mlflow.pytorch.log_model, copy.deepcopy(model).cpu(), name="model",
-              signature=signature, input_example=example, run_id=run.run_id, serialization_format="pickle",
-              code_paths=[str(Path(lenet.__file__).parent)], pip_requirements=[torch_pin])
+
+def digest(data: Data) -> str:
+    """A dataset's fingerprint: every split's images and labels, hashed in place (no copy of their bytes)."""
+    if id(data) not in DIGESTS:  # the entry keeps data alive, so its id is not reused meanwhile
+        sha = hashlib.sha1()
+        for split in (data.train, data.val, data.test):
+            if split is not None:
+                for tensor in (split.images, split.labels):
+                    sha.update(np.ascontiguousarray(tensor.numpy()))
+        DIGESTS[id(data)] = (data, sha.hexdigest()[:16])
+    return DIGESTS[id(data)][1]
 
 
 def progress(cfg: DictConfig, name: str):
     """Per-epoch reporting: a bar on a terminal, one plain line per epoch otherwise."""
     epochs, mode = cfg.trainer.epochs, cfg.trainer.progress
     if mode == "bar" or (mode == "auto" and sys.stderr.isatty()):
+        from tqdm import tqdm
+
         bar = tqdm(total=epochs, desc=name, unit="epoch", leave=True)
 
         def report(row):
@@ -172,35 +170,20 @@ def progress(cfg: DictConfig, name: str):
     return line, lambda: None
 
 
-def report_test_set(job: Job, out: Path, name: str) -> tuple[float, float]:
-    """Test loss and accuracy, from the same pass that writes per-sample predictions with class
-    names and the confusion matrix (CSV and PNG)."""
+def test_predictions(job: Job) -> tuple[float, float, Predictions]:
+    """The best model's test loss and accuracy, and its per-sample predictions (on the CPU)."""
     logits = predict(job.model, job.data.test)
-    probs = logits.softmax(1)
-    confidence, predicted = probs.max(1)
-    labels, classes = job.data.test.labels, job.data.classes
-    n = len(classes)
-    counts = torch.bincount(labels * n + predicted, minlength=n * n).reshape(n, n).cpu()
-    matrix = pd.DataFrame(counts.numpy(), index=classes, columns=classes)
-    matrix.to_csv(out / "confusion_matrix.csv", index_label="true \\ predicted")
-    plots.confusion_matrix(matrix, out / "confusion_matrix.png", title=f"{name}: test set")
-    pd.DataFrame({
-        "index": range(len(labels)),
-        "label": labels.cpu().numpy(),
-        "label_name": [classes[i] for i in labels.tolist()],
-        "predicted": predicted.cpu().numpy(),
-        "predicted_name": [classes[i] for i in predicted.tolist()],
-        "confidence": confidence.cpu().numpy(),
-    }).to_csv(out / "predictions.csv", index=False)
-    loss = torch.nn.functional.cross_entropy(logits, labels)
-    return loss.item(), (counts.diagonal().sum() / len(labels)).item()
+    confidence, predicted = logits.softmax(1).max(1)
+    labels = job.data.test.labels
+    loss = torch.nn.functional.cross_entropy(logits, labels).item()
+    accuracy = (predicted == labels).float().mean().item()
+    return loss, accuracy, Predictions(labels.cpu(), predicted.cpu(), confidence.cpu(), job.data.classes)
 
 
 def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path, tracking: Tracking) -> dict:
-    """Fit, evaluate the best and the last model on the test set, and log it all to run."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    (out / "layers.txt").write_text(layer_table(job.model) + "\n")
+    """Fit and evaluate the best and the last model on the test set; the run's files are written after
+    (experiments.artifacts), in the background where another job follows."""
+    outputs = Outputs(name, OmegaConf.to_yaml(cfg, resolve=True), layer_table(job.model), [])
 
     def on_epoch(row):
         run.metrics({k: row[k] for k in EPOCH_METRICS}, step=row["epoch"])
@@ -212,34 +195,32 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path, tracking
                      seed=cfg.seed, on_epoch=on_epoch, compile=cfg.trainer.compile)
     finally:
         close()
-    history = pd.DataFrame(result.history)
-    history.to_csv(out / "history.csv", index=False)
-    plots.learning_curves(history, out / "learning_curves.png", title=name)
-    train_seconds = float(history["epoch_seconds"].sum())
+    outputs.history = result.history
+    train_seconds = float(sum(row["epoch_seconds"] for row in result.history))
     if result.diverged_epoch is not None:  # no test metrics: a diverged model's accuracy means nothing
         run.metrics({"train_seconds": train_seconds}, step=0)  # the time it did spend training
-        run.artifacts(out)
-        return {"diverged_epoch": result.diverged_epoch, "train_loss": history["train_loss"].iloc[-1]}
+        leave(tracking, run, outputs, out)
+        return {"diverged_epoch": result.diverged_epoch, "train_loss": result.history[-1]["train_loss"]}
 
     last_loss, last_acc = evaluate(job.model, job.data.test)
     job.model.load_state_dict(result.best_state)
-    atomic_write(out / "model_best.pt", lambda tmp: torch.save(result.best_state, tmp))
-    test_loss, test_acc = report_test_set(job, out, name)
+    test_loss, test_acc, outputs.predictions = test_predictions(job)
+    outputs.best_state = {k: v.cpu() for k, v in result.best_state.items()}
+    outputs.model = cpu_copy(job.model) if cfg.mlflow.log_model else None
 
+    val_accs = [row["val_acc"] for row in result.history]
     final = {
         "test_loss": test_loss, "test_acc": test_acc, "last_test_loss": last_loss, "last_test_acc": last_acc,
-        "best_val_acc": float(history["val_acc"].max()) if job.data.val else float("nan"),
+        "best_val_acc": float(max(val_accs)) if job.data.val else float("nan"),
         "best_epoch": result.best_epoch, "train_seconds": train_seconds,
-        "train_samples_per_second": len(job.data.train) * len(history) / train_seconds,
+        "train_samples_per_second": len(job.data.train) * len(result.history) / train_seconds,
     }
     final = {k: logged_value(v) for k, v in final.items()}  # as logged, so a resumed job's values agree
     # Step 0, not the last epoch: MLflow's charts then show one value per run (a bar), and the model
     # logged next carries these as its metrics (MLflow copies a run's step-0 metrics to its model).
     run.metrics(final, step=0)
-    run.params({"step_kind": result.step_kind})
-    run.artifacts(out)
-    if cfg.mlflow.log_model:
-        log_model(tracking, run, job.model)
+    run.write(lambda: run.params({"step_kind": result.step_kind}))
+    leave(tracking, run, outputs, out)
     log.info("%s: test_acc %.4f (best epoch %d), last test_acc %.4f, %.1f s training",
              name, test_acc, result.best_epoch, last_acc, train_seconds)
     return final

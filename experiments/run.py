@@ -26,6 +26,7 @@ from .config import CONF_DIR, NOT_IDENTITY, config_terms, group_choices, overrid
 from .errors import Abort, JobError, disk_full, one_line
 from .job import run_job
 from .record.client import TrackingUnavailable
+from .record.finishing import BACKGROUND
 from .record.liveness import Heartbeat, close_stale_runs
 from .record.schema import JOB_NUM, OVERRIDES, PARENT, ROLE, SWEEP_ID, read_sweep
 from .record.store import ExperimentDeleted, connect
@@ -61,7 +62,10 @@ def main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     name, tags = job_identity()
     out = Path(hc.runtime.output_dir) / "artifacts"
+    # The next job of a basic sweep runs in this process: this job's last writes can wait for it (record.finishing).
+    BACKGROUND.enabled = hc.mode == RunMode.MULTIRUN and hc.launcher._target_.endswith(".BasicLauncher")
     try:
+        BACKGROUND.raise_fatal()  # the previous job's writes found the disk full, or the server gone
         if resolve_device(cfg.device).type == "cpu":
             launchers.share_cores(hc.launcher.get("n_jobs"))
         Heartbeat.interval_s = cfg.mlflow.heartbeat_s
@@ -72,18 +76,27 @@ def main(cfg: DictConfig) -> float:
     except ExperimentDeleted as err:  # every job would be refused the same way
         raise Abort(str(err)) from None
     except TrackingUnavailable as err:  # nothing more can be logged: stop the sweep here
-        raise Abort(f"{err} during {name}; what was logged before is kept there: when it answers again, rerun "
-                    f"the same command to resume (FINISHED jobs are skipped)") from None
+        raise stopped(err, name, cfg.mlflow.tracking_uri) from None
     except Exception as err:  # its run, if it had one, ended FAILED with the traceback as error.txt
         if disk_full(err):  # every later job would fail the same way
-            raise Abort(f"{name}: {one_line(err, cfg.mlflow.tracking_uri)}; free some space, then rerun the same "
-                        f"command to resume (FINISHED jobs are skipped)") from None
+            raise stopped(err, name, cfg.mlflow.tracking_uri) from None
         log.error("%s failed: %s", name, config_terms(one_line(err)))
         raise JobError(f"{name}: {config_terms(one_line(err))}") from err
     except KeyboardInterrupt as stop:
         log.warning("%s: KILLED by %s; rerun the same command to resume it", name, stop)
         raise
     return result.objective
+
+
+def stopped(err: Exception, name: str, store: str) -> Abort:
+    """The one line that stops a sweep which cannot go on: a gone server, or a full disk (found by the job
+    named, or by the background writes of the job in err.job)."""
+    name = getattr(err, "job", "") or name
+    if isinstance(err, TrackingUnavailable):
+        return Abort(f"{err} during {name}; what was logged before is kept there: when it answers again, rerun "
+                     f"the same command to resume (FINISHED jobs are skipped)")
+    return Abort(f"{name}: {one_line(err, store)}; free some space, then rerun the same command to resume "
+                 f"(FINISHED jobs are skipped)")
 
 
 @cli.one_line_errors
@@ -100,8 +113,11 @@ def command(argv: list[str]) -> int:
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else cli.FAILED
     finally:
+        BACKGROUND.drain()  # every finished job's files land before its run ends FINISHED, and before the exit
         SweepCallback.close_open()
-    return cli.OK
+    if BACKGROUND.fatal is not None:  # the last job's writes found the disk full, or the server gone
+        raise stopped(BACKGROUND.fatal, "", getattr(BACKGROUND.fatal, "store", ""))
+    return cli.FAILED if BACKGROUND.failures else cli.OK
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from .cli import interrupted
 from .config import sweep_key
 from .errors import Abort, one_line
 from .record.client import TrackingUnavailable, raw
+from .record.finishing import BACKGROUND
 from .record.exclusive import AlreadyRunning, SweepGuard
 from .record.liveness import Heartbeat, close_stale_runs, owner_tags
 from .record.runs import RunLog
@@ -112,6 +113,7 @@ class SweepCallback(Callback):
         if self.parent is None:
             return
         parent, self.parent = self.parent, None
+        BACKGROUND.drain()  # the last jobs' runs end (FINISHED once their files are in) before they are read
         try:
             runs = job_runs(parent.client, self.experiment_id, parent.run_id)
             diverged = [r for r in runs if DIVERGED in r.data.tags]  # an outcome of the config, not a crash

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from ..config import PROJECT_ROOT
 from ..errors import disk_full
 from .client import TrackingUnavailable, raw
+from .finishing import BACKGROUND
 from .liveness import Heartbeat, owner_tags
 from .schema import GIT_DIRTY, HEARTBEAT
 from .store import Tracking
@@ -66,19 +67,37 @@ class RunLog:
     """One MLflow run, logged through the client (no global 'active run' state).
 
     outcome is the status the run ends with when its body completes (tracked_run): FINISHED
-    unless the body says otherwise (a diverged run ends FAILED).
+    unless the body says otherwise (a diverged run ends FAILED). Where another job follows in this
+    process, writes go through the background writer (record.finishing) in their order, and the
+    run ends after the last of them.
     """
 
-    def __init__(self, client: MlflowClient, run_id: str):
-        self.client, self.run_id = client, run_id
+    def __init__(self, client: MlflowClient, run_id: str, name: str = "", error_dir: Path | None = None):
+        self.client, self.run_id, self.name, self.error_dir = client, run_id, name, error_dir
         self.outcome = "FINISHED"
+        self.write_error: BaseException | None = None  # a background write for this run that failed
 
     @classmethod
     def create(cls, client: MlflowClient, experiment_id: str, name: str, tags: dict) -> "RunLog":
         tags = {**git_state(), **owner_tags(), **SOURCE_TAGS, "mlflow.user": user(), **tags}
         run = client.create_run(experiment_id, run_name=name, tags={k: str(v) for k, v in tags.items()})
         Heartbeat.add(raw(client), run.info.run_id)
-        return cls(client, run.info.run_id)
+        return cls(client, run.info.run_id, name)
+
+    def write(self, write: Callable[[], None]) -> None:
+        """write() now, or in the background where it is enabled (a failure there ends this run FAILED)."""
+        if BACKGROUND.enabled:
+            BACKGROUND.submit(write, self.failed_write, self.name)
+        else:
+            write()
+
+    def failed_write(self, err: BaseException) -> None:
+        err.store = self.client.tracking_uri  # for a one-line "the store's disk is full"
+        if self.write_error is None:
+            self.write_error = err
+            if disk_full(err) and self.error_dir is not None:
+                shutil.rmtree(self.error_dir, ignore_errors=True)  # its partial outputs: room for the store
+            record_failure(self, err, None)
 
     def params(self, params: dict) -> None:
         items = [Param(k, str(v)) for k, v in params.items()]
@@ -91,8 +110,8 @@ class RunLog:
     def metrics(self, values: dict, step: int = 0) -> None:
         now = int(time.time() * 1000)
         metrics = [Metric(k, logged_value(v), now, step) for k, v in values.items()]
-        self.client.log_batch(self.run_id, metrics=metrics,
-                              tags=[RunTag(HEARTBEAT, f"{now / 1000:.0f}")])  # a sign of life, in the same call
+        beat = [RunTag(HEARTBEAT, f"{now / 1000:.0f}")]  # a sign of life, in the same call
+        self.write(lambda: self.client.log_batch(self.run_id, metrics=metrics, tags=beat))
 
     def dataset(self, name: str, digest: str, source: dict, schema: dict, profile: dict) -> None:
         """The run's input dataset (MLflow's Dataset column), used for training."""
@@ -119,14 +138,15 @@ class RunLog:
 def tracked_run(tracking: Tracking, name: str, tags: dict, error_dir: Path) -> Iterator[RunLog]:
     """A new run that always ends in a terminal state, whatever its body raises.
 
-    The body completes: run.outcome (FINISHED unless it set FAILED). An exception: FAILED, with
-    error.type and error.message tags and the traceback as error.txt (kept in error_dir too).
-    KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one) and other BaseExceptions: KILLED.
-    A full disk: what the body wrote to error_dir is removed first, so that the store can record
-    the end. A tracking server that is gone cannot be told anything: the run is left for the
-    next sweep to close (record.liveness).
+    The body completes: run.outcome (FINISHED unless it set FAILED), once its writes have landed (a
+    write that failed in the background: FAILED). An exception: FAILED, with error.type and
+    error.message tags and the traceback as error.txt (kept in error_dir too). KeyboardInterrupt
+    (Ctrl-C, or SIGTERM turned into one) and other BaseExceptions: KILLED. A full disk: what the body
+    wrote to error_dir is removed first, so that the store can record the end. A tracking server that
+    is gone cannot be told anything: the run is left for the next sweep to close (record.liveness).
     """
     run = RunLog.create(tracking.client, tracking.experiment_id, name, tags)
+    run.error_dir = error_dir
     status = "KILLED"
     try:
         yield run
@@ -141,7 +161,10 @@ def tracked_run(tracking: Tracking, name: str, tags: dict, error_dir: Path) -> I
         record_failure(run, err, None if disk_full(err) else error_dir)
         raise
     finally:
-        if status is not None:
+        if status == "FINISHED" and BACKGROUND.enabled:
+            run.write(lambda: run.end("FAILED" if run.write_error is not None else "FINISHED"))
+        elif status is not None:
+            BACKGROUND.drain()  # what was queued for it lands before it ends
             run.end(status)
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import NamedTuple
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+from lenet.atomic import atomic_write
 
 from .client import PatientClient
 from .exclusive import exclusive
@@ -56,6 +59,16 @@ def connect(tracking_uri: str, experiment: str, patience_s: float = 120) -> Trac
     an outage of up to patience_s (a restart) is waited out, a longer one raises TrackingUnavailable.
     """
     tracking_uri = absolute(tracking_uri)
+    key = (tracking_uri, experiment, patience_s)
+    if key not in CONNECTED:  # once per process: a sweep's jobs share it
+        CONNECTED[key] = open_or_create(tracking_uri, experiment, patience_s)
+    return CONNECTED[key]
+
+
+CONNECTED: dict[tuple, Tracking] = {}
+
+
+def open_or_create(tracking_uri: str, experiment: str, patience_s: float) -> Tracking:
     if tracking_uri.startswith(("http://", "https://")):
         return get_or_create(PatientClient(tracking_uri, patience_s), experiment, None)
     store = sqlite_path(tracking_uri)
@@ -65,12 +78,35 @@ def connect(tracking_uri: str, experiment: str, patience_s: float = 120) -> Trac
     # Processes that open a new store at once race on creating its schema and the experiment:
     # one at a time here. WAL lets concurrent jobs write while others read.
     with exclusive(store.with_name(store.name + ".lock")):
+        if not store.exists() or store.stat().st_size == 0:
+            create_store(store)
         client = MlflowClient(tracking_uri=tracking_uri)
         relocate(store)
         found = get_or_create(client, experiment, (store.parent / "mlartifacts" / experiment).as_uri())
         with contextlib.closing(sqlite3.connect(store)) as db:
             db.execute("PRAGMA journal_mode=WAL")
     return found
+
+
+def create_store(store: Path) -> None:
+    """A new, empty local store: a copy of this MLflow version's empty store, made once per machine (MLflow's
+    own creation runs its schema migrations one by one: 1.5-4 s for every new runs/). Without a writable
+    cache folder, MLflow creates it as usual."""
+    import mlflow
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lenet-sweeps"
+    template = cache / f"empty-store-mlflow-{mlflow.__version__}.db"
+    try:
+        if not template.exists():
+            cache.mkdir(parents=True, exist_ok=True)
+            atomic_write(template, lambda tmp: MlflowClient(tracking_uri=f"{SQLITE}{tmp}").search_experiments())
+        atomic_write(store, lambda tmp: shutil.copyfile(template, tmp))
+    except OSError as err:
+        log.debug("no store template (%s): MLflow creates the store", err)
+        return
+    with contextlib.closing(sqlite3.connect(store)) as db, db:  # as MLflow would: its Default experiment here
+        db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                   (os.path.abspath("mlruns") + "/0",))
 
 
 ARTIFACT_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),

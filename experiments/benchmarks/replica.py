@@ -18,7 +18,7 @@ from lenet.data import TORCHVISION_DATASETS, dataset_class, load_raw
 from lenet.engine import resolve_device
 from lenet.reference import PilImages, classic_loader, loader, per_sample_transform, train_ch6, train_classic
 
-from .config import compose
+from ..config import compose
 
 BASELINE_NAMES = {"d2l": "d2l train_ch6 replica", "classic": "classic loop replica"}
 

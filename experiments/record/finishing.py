@@ -1,0 +1,80 @@
+"""A job's writes that decide nothing for the next job (its per-epoch metrics, files, plots, MLflow model and
+dataset input) done by one background thread while the next job trains, in the order they were asked for.
+
+A run is ended FINISHED only after every write for it has landed; a write that fails ends it FAILED with the
+error, as a failure in the job would. Before a run is ended by anything else (Ctrl-C, an error), before the
+sweep reads its runs for the summary, and before the command exits, every queued write is done (`drain`).
+A process killed hard (kill -9) leaves its runs RUNNING for the next sweep to close KILLED: a run is never
+FINISHED without its files.
+
+Writes go to the background only where another job follows in this process (the basic launcher's sweep:
+`BACKGROUND.enabled`); elsewhere each is done at once, in the job's own thread.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+from ..errors import disk_full
+from .client import TrackingUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class Background:
+    """One writer thread for this process and its queue of (what, write) pairs."""
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.queue: queue.Queue = queue.Queue()
+        self.thread: threading.Thread | None = None
+        self.failures: list[str] = []  # one line each, for the command's exit code
+        self.fatal: BaseException | None = None  # a full disk or a gone server: every later job would fail too
+
+    def submit(self, write: Callable[[], None], on_error: Callable[[BaseException], None], job: str = "") -> None:
+        """write() in the background, for the job so named; on_error(err) there if it raises."""
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self.work, name="lenet-record-writer", daemon=True)
+            self.thread.start()
+        self.queue.put((write, on_error, job))
+
+    def work(self) -> None:
+        while True:
+            write, on_error, job = self.queue.get()
+            try:
+                run_write(write, on_error, job, self)
+            finally:
+                self.queue.task_done()
+
+    def drain(self) -> None:
+        """Return once every queued write is done (a second Ctrl-C meanwhile is ignored by cli.handle_signals)."""
+        if self.thread is not None:
+            self.queue.join()
+
+    def raise_fatal(self) -> None:
+        """In the jobs' thread: raise what made a background write impossible for every later job too (its
+        attribute `job` names the job whose write it stopped)."""
+        if self.fatal is not None:
+            fatal, self.fatal = self.fatal, None
+            raise fatal
+
+
+def run_write(write, on_error, job: str, background: Background) -> None:
+    try:
+        write()
+    except BaseException as err:  # noqa: B036 (a write's failure ends its run; nothing may stop the thread)
+        err.job = job
+        if isinstance(err, TrackingUnavailable) or disk_full(err):
+            background.fatal = background.fatal or err
+        else:
+            log.error("%s failed while writing its outputs: %s", job, " ".join(str(err).split())[:300])
+        background.failures.append(job)
+        try:
+            on_error(err)
+        except Exception as also:  # the store refuses even that: the run is left for liveness to close
+            log.warning("could not record a failed write: %s", " ".join(str(also).split())[:300])
+
+
+BACKGROUND = Background()
