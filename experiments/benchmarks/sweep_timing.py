@@ -22,7 +22,7 @@ from hydra.utils import instantiate
 
 from lenet.data import prepare
 
-from ..record.schema import CONFIG_HASH, ROLE, SWEEP_ID, SWEEP_KEY
+from ..record.schema import CONFIG_HASH, PARENT, ROLE, SWEEP_ID, SWEEP_KEY
 from ..record.store import connect
 from ..validate import check_command
 
@@ -108,10 +108,22 @@ def phases(runs: list, start: float, end: float, sequential: bool) -> tuple[str,
 
 
 def fill(runs_dir: Path, experiment: str, count: int, shared: list[str]) -> None:
-    """A store holding `count` earlier runs: one real 1-epoch job, and copies of its rows (every table that
-    has a run_uuid), each with its own config hash; one sweep parent per 20 jobs, each its own sweep."""
-    subprocess.run([sys.executable, "-m", "experiments.run", "-m", "model=d2l", "seed=987654", "trainer.epochs=1",
-                    "mlflow.log_model=false", *shared, f"runs_dir={runs_dir}"], check=True, capture_output=True)
+    """A store holding `count` earlier runs: one real 1-epoch job under a parent, trained here, and copies of
+    their rows (every table that has a run_uuid), each with its own config hash, sweep id and sweep key;
+    one sweep parent per 20 jobs."""
+    from ..config import compose_with_choices
+    from ..job import run_job
+    from ..record.runs import RunLog
+
+    cfg, choices = compose_with_choices(["model=d2l", "seed=987654", "trainer.epochs=1", "mlflow.log_model=false",
+                                         "trainer.progress=lines", *shared, f"runs_dir={runs_dir}",
+                                         f"mlflow.experiment={experiment}"])
+    tracking = connect(cfg.mlflow.tracking_uri, experiment)
+    parent = RunLog.create(tracking.client, tracking.experiment_id, "earlier sweep", {ROLE: "sweep", SWEEP_ID: "x",
+                                                                                      SWEEP_KEY: "x"})
+    run_job(cfg, tracking, "earlier job", {ROLE: "job", PARENT: parent.run_id, SWEEP_ID: "x"}, runs_dir / "out",
+            choices)
+    parent.end("FINISHED")
     store = runs_dir / "mlflow.db"
     with contextlib.closing(sqlite3.connect(store)) as db, db:
         tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")

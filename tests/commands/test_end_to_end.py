@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -125,18 +126,25 @@ def test_export_formats_and_param_filters(sweep, capsys):
     assert "where params.model = 'classic'" in capsys.readouterr().out
 
 
-def test_bench_times_the_sweep_by_phase_on_a_store_of_its_own(tmp_path, capsys):
-    assert bench.main(["--sweep", "trainer.epochs=1", f"runs_dir={tmp_path}"]) == 0
+def test_bench_times_the_sweep_by_phase_on_a_store_of_its_own_and_on_a_filled_one(tmp_path, idx_root, capsys):
+    started = time.monotonic()
+    assert bench.main(["--sweep", "model=d2l", "optim=sgd,adam", "trainer.epochs=1", "--prefill", "40", "data=mnist",
+                       f"data.root={idx_root}", "data.download=false", f"runs_dir={tmp_path}"]) == 0
+    took = time.monotonic() - started
     printed = capsys.readouterr().out
-    jobs = [line for line in printed.splitlines() if line.startswith("| model=")]
-    assert len(jobs) == 4
-    phases = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in printed.splitlines()
-              if line.startswith("| ") and line.split("|")[2].strip().replace(".", "").isdigit()
-              and not line.startswith("| model=")}
-    startup, training, overhead, summary, total = phases.values()  # in the table's order
-    assert 0 < overhead < total
-    assert startup + training + 4 * overhead + summary == pytest.approx(total, abs=0.05)
-    assert not (tmp_path / "mlflow.db").exists()  # its sweep went to a temporary store, not the user's
+    tables = printed.split("store holding ")[1:]
+    assert [table.split(" earlier runs")[0] for table in tables] == ["0", "40"]
+    for table in tables:
+        rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in table.splitlines()
+                if line.startswith("| ")}
+        assert [name for name in rows if name.startswith("optim=")] == ["optim=sgd", "optim=adam"]  # the swept key
+        training = float(rows["optim=sgd"]) + float(rows["optim=adam"])
+        assert float(rows["training, 2 jobs"]) == pytest.approx(training, abs=0.011)
+        total = float(rows["total, command start to exit"])
+        assert 0 < training < total < took  # read off the sweep's own record, inside the bench's own wall time
+        assert 0 < float(rows["start-up: imports, checks, store, first job's data"]) < total - training
+    assert "per-job overhead, store of 40 runs / empty store: " in printed
+    assert not (tmp_path / "mlflow.db").exists()  # its sweeps went to temporary stores, not the user's
 
 
 @pytest.mark.parametrize("baseline, replica, recipe", [("d2l", "d2l train_ch6 replica", "model=d2l optim=sgd"),
