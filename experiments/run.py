@@ -26,7 +26,7 @@ from .config import CONF_DIR, NOT_IDENTITY, config_terms, group_choices, overrid
 from .errors import Abort, JobError, disk_full, one_line
 from .job import run_job
 from .record.client import TrackingUnavailable
-from .record.finishing import BACKGROUND
+from .record import finishing
 from .record.liveness import Heartbeat, close_stale_runs
 from .record.schema import JOB_NUM, OVERRIDES, PARENT, ROLE, SWEEP_ID, read_sweep
 from .record.store import ExperimentDeleted, connect
@@ -63,9 +63,10 @@ def main(cfg: DictConfig) -> float:
     name, tags = job_identity()
     out = Path(hc.runtime.output_dir) / "artifacts"
     # The next job of a basic sweep runs in this process: this job's last writes can wait for it (record.finishing).
-    BACKGROUND.enabled = hc.mode == RunMode.MULTIRUN and hc.launcher._target_.endswith(".BasicLauncher")
+    # (Through its module: a process launcher pickles this function with what it names, and the writer has locks.)
+    finishing.BACKGROUND.enabled = hc.mode == RunMode.MULTIRUN and hc.launcher._target_.endswith(".BasicLauncher")
     try:
-        BACKGROUND.raise_fatal()  # the previous job's writes found the disk full, or the server gone
+        finishing.BACKGROUND.raise_fatal()  # the previous job's writes found the disk full, or the server gone
         if resolve_device(cfg.device).type == "cpu":
             launchers.share_cores(hc.launcher.get("n_jobs"))
         Heartbeat.interval_s = cfg.mlflow.heartbeat_s
@@ -113,11 +114,12 @@ def command(argv: list[str]) -> int:
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else cli.FAILED
     finally:
-        BACKGROUND.drain()  # every finished job's files land before its run ends FINISHED, and before the exit
+        finishing.BACKGROUND.drain()  # every finished job's files land before its run ends FINISHED, and before exit
         SweepCallback.close_open()
-    if BACKGROUND.fatal is not None:  # the last job's writes found the disk full, or the server gone
-        raise stopped(BACKGROUND.fatal, "", getattr(BACKGROUND.fatal, "store", ""))
-    return cli.FAILED if BACKGROUND.failures else cli.OK
+    background = finishing.BACKGROUND
+    if background.fatal is not None:  # the last job's writes found the disk full, or the server gone
+        raise stopped(background.fatal, "", getattr(background.fatal, "store", ""))
+    return cli.FAILED if background.failures else cli.OK
 
 
 if __name__ == "__main__":
