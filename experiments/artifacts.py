@@ -18,6 +18,7 @@ from lenet.model import LeNet
 
 from .record.client import patiently
 from .record.runs import RunLog
+from .record.schema import ARTIFACTS
 from .record.store import Tracking
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ def leave(tracking: Tracking, run: RunLog, outputs: Outputs, out: Path) -> None:
     """Write the run's files and log them, then its MLflow model: in the background where it is enabled."""
     def write() -> None:
         write_files(outputs, out)
+        run.tags({ARTIFACTS: ",".join(sorted(path.name for path in out.iterdir()))})  # what resume checks is there
         run.artifacts(out)
         if outputs.model is not None:
             log_model(tracking, run, outputs.model)

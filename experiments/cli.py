@@ -153,6 +153,33 @@ def handle_signals() -> None:
         RECEIVED.append(signum)
         raise Interrupted(signum)
 
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may take signals
+        return
     for signum in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(signum) is not signal.SIG_IGN:  # a background job of a shell ignores SIGINT: keep it so
             signal.signal(signum, on_signal)
+    HANDLING.append(True)
+
+
+HANDLING: list[bool] = []  # whether handle_signals has run in this process
+
+
+def signal_name(stop: KeyboardInterrupt) -> str:
+    """The signal that stopped this process: SIGTERM, or SIGINT for Ctrl-C (a bare KeyboardInterrupt)."""
+    return stop.args[0] if stop.args else "SIGINT"
+
+
+def quiet_log_failures() -> None:
+    """A log file that cannot be written (a full disk, its folder gone) costs one line on stderr and is then
+    dropped, instead of logging's traceback for every record that follows."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handleError = functools.partial(drop_log_file, handler)
+
+
+def drop_log_file(handler: logging.FileHandler, record: logging.LogRecord) -> None:
+    logging.getLogger().removeHandler(handler)
+    err = sys.exc_info()[1]
+    reason = (getattr(err, "strerror", None) or " ".join(str(err).split())) if err else "unknown error"
+    sys.stderr.write(f"warning: the log file {handler.baseFilename} cannot be written ({reason}); logging to the "
+                     f"terminal only\n")

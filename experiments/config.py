@@ -44,6 +44,8 @@ class Config:
     device: str = MISSING
     runs_dir: str = MISSING
     resume: bool = MISSING
+    reuse_other_code: bool = MISSING
+    correction: str = MISSING  # holm or fdr_bh (analysis.family)
     trainer: TrainerConfig = MISSING
     mlflow: MlflowConfig = MISSING
     model: Any = MISSING
@@ -100,7 +102,7 @@ def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, object]:
 # Keys that say where files live or how a run is shown or logged, not what it computes: two
 # people sharing a tracking server, or one who moved the project, count each other's runs.
 NOT_IDENTITY = ("runs_dir", "data.root", "data.download", "data.mirror", "data.cache_dir", "trainer.progress",
-                "mlflow.", "resume")
+                "mlflow.", "resume", "reuse_other_code", "correction")
 
 
 def config_hash(cfg: DictConfig) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 
 from . import cli
+from .analysis.family import CORRECTIONS
 from .analysis.report import FORMATS, export_sweep, write
 from .analysis.summary import summary_text
 from .analysis.tables import analyse
@@ -35,6 +36,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--format", default="csv,md", help=f"comma-separated, of: {', '.join(FORMATS)}")
     parser.add_argument("--out", type=Path, default=Path(defaults.runs_dir) / "exports")
     parser.add_argument("--no-attach", action="store_true", help="do not log the summary on the parent run")
+    parser.add_argument("--correction", default=defaults.correction, choices=CORRECTIONS,
+                        help="one family of tests for the whole summary: holm (at most a 5%% chance of any false "
+                             "claim) or fdr_bh (at most 5%% of the claims expected false; for large sweeps)")
     args = parser.parse_args(argv)
     args.formats = [f.strip() for f in args.format.split(",")]
     bad = [f for f in args.formats if f not in FORMATS]
@@ -71,12 +75,13 @@ def export(args: argparse.Namespace) -> list[Path]:
             raise BadInput(f"no runs match {args.filter!r} in experiment {args.experiment}")
         name = "filter-" + hashlib.sha1(args.filter.encode()).hexdigest()[:8]
         title = f"{len(runs)} runs of {args.experiment} where {args.filter}"
-        result = analyse(client, runs, None)
+        result = analyse(client, runs, None, args.correction)
         text = summary_text(result, title)
         written = write(result, args.out / name, args.formats, text)
     else:
         parent = find_sweep(client, experiment_id, args.sweep)
-        text, written = export_sweep(client, experiment_id, parent, args.out, args.formats, not args.no_attach)
+        text, written = export_sweep(client, experiment_id, parent, args.out, args.formats, not args.no_attach,
+                                     correction=args.correction)
     print(text)
     print("written:", *written, sep="\n  ")
     return written

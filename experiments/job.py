@@ -26,7 +26,8 @@ from lenet.model import LeNet, layer_table, parameter_count
 from .artifacts import Outputs, Predictions, cpu_copy, leave
 from .config import NOT_IDENTITY, config_hash, flatten
 from .record.runs import RunLog, logged_value, tracked_run
-from .record.schema import CONFIG_HASH, DIVERGED, PARENT, REUSED, finished_run
+from .record.resume import earlier_result
+from .record.schema import CONFIG_HASH, DIVERGED, PARENT, REUSED
 from .record.store import Tracking
 
 log = logging.getLogger(__name__)
@@ -57,13 +58,15 @@ def run_job(cfg: DictConfig, tracking: Tracking, name: str, tags: dict, out: Pat
             choices: dict | None = None) -> JobResult:
     """Train the job cfg describes and track it as one MLflow run named name, with tags.
 
-    An earlier FINISHED run of the same config is counted instead (unless cfg.resume is false).
+    An earlier FINISHED run of the same config, made by the same library code and with all its files,
+    is counted instead (record.resume; cfg.resume=false trains every job again).
     A bad value or missing data raises before any run exists; a failure while training raises
     after the run was ended FAILED. Artifacts are written to out, then logged. choices names the
     config group options (model=classic, ...), logged as params.
     """
     tags = {**tags, CONFIG_HASH: config_hash(cfg)}
-    done = finished_run(tracking.client, tracking.experiment_id, tags[CONFIG_HASH]) if cfg.resume else None
+    done = earlier_result(tracking.client, tracking.experiment_id, tags[CONFIG_HASH], name,
+                          cfg.reuse_other_code) if cfg.resume else None
     if done is not None:
         return skip(tracking, done, name, tags.get(PARENT))
     job = setup(cfg)
@@ -186,6 +189,7 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path, tracking
     outputs = Outputs(name, OmegaConf.to_yaml(cfg, resolve=True), layer_table(job.model), [])
 
     def on_epoch(row):
+        run.still_mine()  # a process paused past the heartbeat timeout stops here, its run left as it was closed
         run.metrics({k: row[k] for k in EPOCH_METRICS}, step=row["epoch"])
         report(row)
 

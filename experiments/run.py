@@ -28,7 +28,8 @@ from .job import run_job
 from .record.client import TrackingUnavailable
 from .record import finishing
 from .record.liveness import Heartbeat, close_stale_runs
-from .record.schema import JOB_NUM, OVERRIDES, PARENT, ROLE, SWEEP_ID, read_sweep
+from .record.runs import ClosedElsewhere
+from .record.schema import CLOSED, JOB_NUM, OVERRIDES, OWNER, PARENT, ROLE, SWEEP_ID, read_sweep
 from .record.store import ExperimentDeleted, connect
 from .sweep import SweepCallback
 from .validate import check_command
@@ -57,8 +58,9 @@ def job_identity() -> tuple[str, dict]:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
     cli.tune()  # a launcher's job process (joblib, submitit) starts here, not in command()
-    if launchers.under_slurm():  # a SLURM job, as its own process
-        cli.handle_signals()  # scancel's SIGTERM ends the run KILLED (submitit would only log it)
+    if not cli.HANDLING:  # a launcher's job process: SIGTERM (scancel, a time limit, joblib's stop) ends the run KILLED
+        cli.handle_signals()
+    cli.quiet_log_failures()  # the job's log file, which Hydra has just opened
     hc = HydraConfig.get()
     name, tags = job_identity()
     out = Path(hc.runtime.output_dir) / "artifacts"
@@ -73,9 +75,16 @@ def main(cfg: DictConfig) -> float:
         tracking = connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.server_patience_s)
         if hc.mode == RunMode.RUN:  # a sweep closes dead runs once, at its start (experiments.sweep)
             close_stale_runs(tracking.client, tracking.experiment_id, cfg.mlflow.heartbeat_timeout_s)
+        else:
+            still_this_sweeps(tracking, read_sweep(hc.sweep.dir), name)
+            launchers.supersede_earlier_attempts(tracking, tags)
         result = run_job(cfg, tracking, name, tags, out, group_choices(hc.runtime.choices))
     except ExperimentDeleted as err:  # every job would be refused the same way
         raise Abort(str(err)) from None
+    except ClosedElsewhere as err:  # this process was paused past the heartbeat timeout: its sweep is not its own
+        raise Abort(f"{name}: {err}; this process was paused (suspended, stopped) for longer than the heartbeat "
+                    f"timeout, so it stops here and leaves the record as it is; rerun the same command to "
+                    f"resume") from None
     except TrackingUnavailable as err:  # nothing more can be logged: stop the sweep here
         raise stopped(err, name, cfg.mlflow.tracking_uri) from None
     except Exception as err:  # its run, if it had one, ended FAILED with the traceback as error.txt
@@ -84,9 +93,21 @@ def main(cfg: DictConfig) -> float:
         log.error("%s failed: %s", name, config_terms(one_line(err)))
         raise JobError(f"{name}: {config_terms(one_line(err))}") from err
     except KeyboardInterrupt as stop:
-        log.warning("%s: KILLED by %s; rerun the same command to resume it", name, stop)
+        log.warning("%s: KILLED by %s; rerun the same command to resume it", name, cli.signal_name(stop))
         raise
     return result.objective
+
+
+def still_this_sweeps(tracking, sweep: dict | None, name: str) -> None:
+    """ClosedElsewhere if the sweep's parent run was closed, or taken up by another launch, while this sweep
+    was paused: its jobs must not run on under a parent that is no longer theirs."""
+    if sweep is None or "owner" not in sweep:
+        return
+    parent = tracking.client.get_run(sweep["run_id"])
+    owner = parent.data.tags.get(OWNER)
+    if parent.info.status != "RUNNING" or owner != sweep["owner"]:
+        raise ClosedElsewhere(f"its sweep's parent run {sweep['run_id']} is {parent.info.status}, owned by {owner}: "
+                              f"{parent.data.tags.get(CLOSED, 'taken up by another launch')}")
 
 
 def stopped(err: Exception, name: str, store: str) -> Abort:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,10 +18,10 @@ from .errors import Abort, one_line
 from .record.client import TrackingUnavailable, raw
 from .record.finishing import BACKGROUND
 from .record.exclusive import AlreadyRunning, SweepGuard
-from .record.liveness import Heartbeat, close_stale_runs, owner_tags
+from .record.liveness import Heartbeat, close_stale_runs, close_sweep_runs, iso, me, owner_tags
 from .record.runs import RunLog
-from .record.schema import (DIVERGED, OVERRIDES, OWNER, ROLE, SWEEP_ID, SWEEP_KEY, SWEPT, job_runs, sweeps_with_key,
-                            write_sweep)
+from .record.schema import (CAME_BACK, CLOSED, DIVERGED, OVERRIDES, OWNER, RESUMED, ROLE, SWEEP_ID, SWEEP_KEY, SWEPT,
+                            job_runs, sweeps_with_key, write_sweep)
 from .record.store import ExperimentDeleted, absolute, connect, sqlite_path
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class SweepCallback(Callback):
         self.exports = Path("runs/exports")
         self.guard: SweepGuard | None = None  # held for the sweep's life (a local store's lock)
         self.tracking_uri = ""
+        self.sweep_id = ""
+        self.correction = "holm"
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         try:
@@ -77,7 +80,11 @@ class SweepCallback(Callback):
             self.guard.settle(client, self.experiment_id, earlier.info.run_id, False, m.heartbeat_timeout_s)
             self.parent = RunLog(client, earlier.info.run_id)
             client.update_run(earlier.info.run_id, status="RUNNING")
-            self.parent.tags(owner_tags())
+            self.parent.tags(owner_tags() | {RESUMED: f"at {iso(time.time())} by {me()}, after it had ended "
+                                             f"{earlier.info.status}"})
+            for past in (CLOSED, CAME_BACK):  # how it last ended is history now: RESUMED says it
+                if past in earlier.data.tags:
+                    client.delete_tag(earlier.info.run_id, past)
             Heartbeat.add(raw(client), earlier.info.run_id)
             log.info("Resuming sweep %s (parent run %s, was %s); resume=false starts afresh",
                      sweep_id, earlier.info.run_id, earlier.info.status)
@@ -94,7 +101,9 @@ class SweepCallback(Callback):
                 raise
         self.parent.tags({SWEPT: json.dumps(swept)})
         self.exports = Path(config.runs_dir) / "exports"
-        write_sweep(sweep_dir, {"run_id": self.parent.run_id, "sweep_id": sweep_id, "swept": swept})
+        self.correction = config.correction
+        self.sweep_id = sweep_id
+        write_sweep(sweep_dir, {"run_id": self.parent.run_id, "sweep_id": sweep_id, "swept": swept, "owner": me()})
         SweepCallback.opened = self
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
@@ -115,6 +124,9 @@ class SweepCallback(Callback):
         parent, self.parent = self.parent, None
         BACKGROUND.drain()  # the last jobs' runs end (FINISHED once their files are in) before they are read
         try:
+            if not ended:  # stopped early: no job of it stays RUNNING (a parallel launcher's stopped or dead workers)
+                why = "the sweep was interrupted" if interrupted() else "the sweep stopped early"
+                close_sweep_runs(parent.client, self.experiment_id, self.sweep_id, why)
             runs = job_runs(parent.client, self.experiment_id, parent.run_id)
             diverged = [r for r in runs if DIVERGED in r.data.tags]  # an outcome of the config, not a crash
             crashed = [r for r in runs if r.info.status != "FINISHED" and DIVERGED not in r.data.tags]
@@ -128,7 +140,8 @@ class SweepCallback(Callback):
 
         done = sum(r.info.status == "FINISHED" for r in runs)
         try:
-            summary = sweep_summary(parent.client, self.experiment_id, parent.run_id, self.exports, runs)
+            summary = sweep_summary(parent.client, self.experiment_id, parent.run_id, self.exports, runs,
+                                    self.correction)
         except Exception as err:  # the runs are safe in MLflow; `python -m experiments.export` can redo this
             summary = f"(summary not written: {one_line(err)}; python -m experiments.export redoes it)"
         log.info("Sweep %s: %d of %d runs finished, %d diverged\n%s", status, done, len(runs), len(diverged), summary)

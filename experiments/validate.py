@@ -12,6 +12,7 @@ import logging
 import math
 import numbers
 import os
+import shlex
 import tempfile
 import typing
 from pathlib import Path
@@ -33,6 +34,7 @@ from .errors import BadInput
 from .record.store import check_store
 
 PROGRESS = ("auto", "bar", "lines")
+CORRECTIONS = ("holm", "fdr_bh")  # as analysis.family takes them (not imported here: it loads the statistics)
 EXTRAS = {"joblib": "parallel", "submitit_local": "slurm", "submitit_slurm": "slurm", "optuna": "hpo"}
 KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
 
@@ -137,6 +139,8 @@ def check_values(cfg: DictConfig) -> None:
     lr = cfg.optim.get("lr")  # optim is a torch class's arguments: no schema types it
     if not isinstance(lr, numbers.Real) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
         raise BadInput(f"optim.lr {lr!r} must be a finite number > 0")
+    if cfg.correction not in CORRECTIONS:
+        raise BadInput(f"unknown correction {cfg.correction!r}; choose one of: {', '.join(CORRECTIONS)}")
     if cfg.trainer.progress not in PROGRESS:
         raise BadInput(f"unknown trainer.progress {cfg.trainer.progress!r}; choose one of: {', '.join(PROGRESS)}")
     for key in ("server_patience_s", "heartbeat_s", "heartbeat_timeout_s", "claim_settle_s"):
@@ -228,7 +232,8 @@ def tilde(key: str, value: str) -> str | None:
     if not path.startswith("~"):
         return None
     full = value.replace(path, os.path.expanduser(path), 1)
-    return f"{key} {value}: ~ is not expanded here (the shell left it as typed); write the full path: {key}={full}"
+    return (f"{key} {value}: ~ is not expanded here (the shell left it as typed); write the full path: "
+            f"{shlex.quote(f'{key}={full}')}")
 
 
 def unreadable(err: OverrideParseException) -> str:
@@ -241,7 +246,8 @@ def unreadable(err: OverrideParseException) -> str:
                   "")
     if reason.startswith("LexerNoViableAltException"):
         reason = "a character it does not take unquoted"
-    return (f"cannot read the override {err.override!r} ({reason}); quote the value for Hydra: '{key}=\"{value}\"' "
+    quoted = shlex.quote(key + '="' + value + '"')  # for Hydra's grammar, then for the shell
+    return (f"cannot read the override {err.override!r} ({reason}); quote the value for Hydra: {quoted} "
             f"(https://hydra.cc/docs/advanced/override_grammar/basic)")
 
 

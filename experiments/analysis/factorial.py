@@ -1,11 +1,20 @@
-"""The swept factors as one linear model: which choices matter, averaged fairly over the others.
+"""The swept factors as one model of accuracy among the runs that trained: which choices matter, averaged
+fairly over the others, without assuming that every recipe varies as much from seed to seed.
 
-An ordinary least squares fit (statsmodels) of test accuracy on the swept factors, each coded with
-sum-to-zero (effects) contrasts, with every interaction when the sweep has replicates (seeds) to
-tell interactions from noise. Each term is tested with an F test of all its coefficients at once:
-a type III test, valid in an unbalanced design (cells with different numbers of finished runs).
-Estimated marginal means average the model's cell predictions over the other factors' levels with
-equal weights, so a level is not judged by which cells happened to finish.
+LeNet sweeps mix recipes whose seeds agree to a tenth of a point (Adam) with recipes that swing by tens
+of points (sigmoid + SGD), so no test here pools their spreads:
+
+- every cell with 3 or more runs that trained: each term (main effect or interaction, sum-to-zero
+  contrasts of the cell means) by the Welch-James test (Johansen 1980), each cell with its own variance
+  (with HC3's small-sample inflation) and an approximate F with Welch-type degrees of freedom;
+- some cells with fewer: ordinary least squares on the runs of the cells that have 3, the largest
+  model those cells can estimate (only the terms that need a missing cell are dropped), and each term by
+  a Wald F test with heteroskedasticity-robust (HC3) covariance;
+- one run per cell: the additive model's means only, no tests (seed noise and interactions cannot be
+  told apart).
+
+Marginal means average the cell means with equal weights; a level whose average would need a cell with
+no run that trained is "not estimable" (as emmeans says), never filled in by the model.
 """
 from __future__ import annotations
 
@@ -16,162 +25,195 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from statsmodels.regression.linear_model import OLS
+from scipy import special
 
 from . import stats
+
+MIN_RUNS = stats.MIN_FOR_INTERVAL  # runs that trained a cell needs to count in the model's tests
 
 
 @dataclass
 class Factorial:
-    model: str  # "interactions", "additive", or "" when none could be fitted
+    model: str  # "welch-james", "robust-ols", "additive", or "" when none could be fitted
     note: str  # what the model can and cannot say, in a sentence
-    anova: pd.DataFrame = field(default_factory=pd.DataFrame)  # term, df, F, p, p_holm
-    means: pd.DataFrame = field(default_factory=pd.DataFrame)  # factor, level, n, emm, ci_low, ci_high
-    interactions: list[str] = field(default_factory=list)  # significant interactions, said in words
+    anova: pd.DataFrame = field(default_factory=pd.DataFrame)  # term, df, df_denom, F, p
+    means: pd.DataFrame = field(default_factory=pd.DataFrame)  # factor, level, n, emm, ci_low, ci_high, estimable
+    levels: dict = field(default_factory=dict)
+    cell_means: dict = field(default_factory=dict)  # combo (tuple of levels) -> the model's mean, where estimable
+
+    def mean_of(self, fixed: dict) -> float:
+        """The average of the cell means with these levels (others weighted equally); nan if one is missing."""
+        free = [f for f in self.levels if f not in fixed]
+        combos = [tuple({**fixed, **dict(zip(free, rest))}[f] for f in self.levels)
+                  for rest in itertools.product(*(self.levels[f] for f in free))]
+        values = [self.cell_means.get(combo, math.nan) for combo in combos]
+        return float(np.mean(values)) if values else math.nan
 
 
-def effects_columns(values: pd.Series, levels: list) -> np.ndarray:
-    """Sum-to-zero coding: one column per level but the last, +1 at that level, -1 at the last."""
-    out = np.zeros((len(values), len(levels) - 1))
-    for j, level in enumerate(levels[:-1]):
-        out[:, j] = (values == level).to_numpy(float) - (values == levels[-1]).to_numpy(float)
+def fit(trained: pd.DataFrame, factors: list[str], levels: dict[str, list] | None = None,
+        response: str = "test_acc") -> Factorial:
+    """The factorial model of the runs that trained (one row per run); levels: every level swept, trained or
+    not (default: those in trained)."""
+    data = trained[np.isfinite(trained[response].to_numpy(float))]
+    levels = {f: list(v) for f, v in (levels or {f: sorted(data[f].unique(), key=str) for f in factors}).items()}
+    active = {f: v for f, v in levels.items() if len(v) > 1}
+    if data.empty:
+        return Factorial("", "no run trained: nothing to model")
+    if not active:
+        return Factorial("", "one cell: no factors to compare")
+    combos = list(itertools.product(*active.values()))
+    runs: dict[tuple, list] = {}
+    for *combo, value in zip(*(data[f].tolist() for f in active), data[response].tolist()):
+        runs.setdefault(tuple(combo), []).append(value)
+    runs = {c: np.asarray(v, dtype=float) for c, v in runs.items()}
+    if all(len(runs.get(c, ())) >= MIN_RUNS for c in combos):
+        return welch_james_model(runs, combos, active)
+    usable = {c: v for c, v in runs.items() if len(v) >= MIN_RUNS}
+    if usable:
+        return robust_ols_model(usable, combos, active)
+    return additive_model(runs, combos, active)
+
+
+def contrasts(levels: dict[str, list]) -> dict[tuple, np.ndarray]:
+    """Each term's sum-to-zero contrasts of the cell means (cells in itertools.product order)."""
+    sizes = [len(v) for v in levels.values()]
+    main = [np.hstack([np.eye(n - 1), -np.ones((n - 1, 1))]) for n in sizes]
+    average = [np.ones((1, n)) / n for n in sizes]
+    out = {}
+    for order in range(1, len(sizes) + 1):
+        for term in itertools.combinations(range(len(sizes)), order):
+            matrix = np.ones((1, 1))
+            for i in range(len(sizes)):
+                matrix = np.kron(matrix, main[i] if i in term else average[i])
+            out[tuple(list(levels)[i] for i in term)] = matrix
     return out
 
 
-def design(frame: pd.DataFrame, levels: dict[str, list], order: int) -> tuple[np.ndarray, dict[tuple, slice]]:
-    """The model matrix (intercept, main effects, interactions up to order) and each term's columns."""
-    coded = {f: effects_columns(frame[f], lv) for f, lv in levels.items()}
-    blocks, terms, start = [np.ones((len(frame), 1))], {}, 1
-    for k in range(1, order + 1):
-        for term in itertools.combinations(levels, k):
-            block = coded[term[0]]
-            for f in term[1:]:  # every product of one column from each factor of the term
-                block = np.einsum("ni,nj->nij", block, coded[f]).reshape(len(frame), -1)
-            blocks.append(block)
-            terms[term] = slice(start, start + block.shape[1])
-            start += block.shape[1]
-    return np.hstack(blocks), terms
+def welch_james(means: np.ndarray, variances: np.ndarray, n: np.ndarray, contrast: np.ndarray):
+    """Johansen's (1980) Welch-James test that contrast @ means = 0, each cell with its own variance:
+    (statistic, df1, df2, p) of its approximate F."""
+    s = np.diag(variances / n)
+    q = contrast.shape[0]
+    inner = np.linalg.inv(contrast @ s @ contrast.T)
+    cm = contrast @ means
+    statistic = float(cm @ inner @ cm)
+    # A = 1/2 sum_c (tr(P Q_c)^2 + tr((P Q_c)^2)) / (n_c - 1), Q_c selecting cell c: both traces are P_cc^2
+    p_matrix = s @ contrast.T @ inner @ contrast
+    a = float(sum(p_matrix[c, c] ** 2 / (n[c] - 1) for c in range(len(means))))
+    scale = q + 2 * a - 6 * a / (q + 2)
+    df2 = q * (q + 2) / (3 * a)
+    f = statistic / scale
+    return f, q, df2, float(special.fdtrc(q, df2, f))  # stats.f.sf
 
 
-def fit(data: pd.DataFrame, factors: list[str], response: str = "test_acc") -> Factorial:
-    """Fit the factorial model to the finished runs in data (one row per run)."""
-    data = data[np.isfinite(data[response].to_numpy(float))]
-    if data.empty:
-        return Factorial("", "no finished runs: nothing to model")
-    active = [f for f in factors if data[f].nunique() > 1]
-    if not active:
-        return Factorial("", "one cell: no factors to compare")
-    levels = {f: sorted(data[f].unique(), key=str) for f in active}
-    replicated = data.groupby(active).size().max() > 1
-    if not replicated:  # the additive model's estimates, but nothing to test them against
-        x, _ = design(data, levels, 1)
-        if np.linalg.matrix_rank(x) < x.shape[1]:
-            return Factorial("", f"{len(data)} finished runs are too few to estimate {len(active)} factors' effects")
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # no residual df: the scale is 0/0 (and unused)
-            result = OLS(data[response].to_numpy(float), x).fit()
-            means = marginal_means(result, levels, 1, data, intervals=False)
-        note = ("one run per cell: seed noise and interactions cannot be told apart, so there are no tests or "
-                "intervals here; the means below are averages over the other factors (the additive model), "
-                "valid only if the factors do not interact; sweep seeds (e.g. seed=0,1,2) to test them"
-                + missing_note(data, levels))
-        return Factorial("additive", note, means=means)
-    for order, name in ((len(active), "interactions"), (1, "additive")):  # noqa: B007 (name: the one that fits)
-        x, terms = design(data, levels, order)
-        if np.linalg.matrix_rank(x) == x.shape[1] and len(data) > x.shape[1]:
-            break
-    else:
-        return Factorial("", f"{len(data)} finished runs are too few to estimate {len(active)} factors' effects")
-    result = OLS(data[response].to_numpy(float), x).fit()
-    anova = type_iii(result, terms)
-    fitted = Factorial(name, model_note(name, result, data, active), anova,
-                       marginal_means(result, levels, order, data, intervals=True))
-    fitted.interactions = interaction_sentences(result, levels, order, anova)
+def welch_james_model(runs: dict, combos: list, levels: dict) -> Factorial:
+    means = np.array([runs[c].mean() for c in combos])
+    n = np.array([len(runs[c]) for c in combos])
+    # Each cell's variance with HC3's small-sample inflation, n / (n - 1): with 3 runs a cell's spread is known to
+    # 2 degrees of freedom, and a cell ten times noisier than the rest, underestimated, would make the plain
+    # Welch-James test claim too often (7% of pure-noise tests at 0.05; 4% with the inflation).
+    variances = np.array([runs[c].var(ddof=1) for c in combos]) * n / (n - 1)
+    if np.any(variances <= 0):  # a cell whose runs agree exactly (to rounding): no spread to test against
+        variances = np.maximum(variances, 1e-12)
+    rows = []
+    for term, matrix in contrasts(levels).items():
+        f, df1, df2, p = welch_james(means, variances, n, matrix)
+        rows.append({"term": " x ".join(term), "df": df1, "df_denom": df2, "F": f, "p": p})
+    fitted = Factorial("welch-james", f"Welch-James tests of test accuracy on {' x '.join(levels)} (cell means, "
+                       f"each cell's own variance; {int(n.sum())} runs that trained, {len(combos)} cells)",
+                       pd.DataFrame(rows), levels=levels, cell_means=dict(zip(combos, means)))
+    fitted.means = cell_average_means(fitted, runs)
     return fitted
 
 
-def missing_note(data: pd.DataFrame, levels: dict[str, list]) -> str:
-    """Which cells had no finished run, and so enter the means as the model's prediction for them."""
-    present = set(map(tuple, data[list(levels)].astype(str).to_numpy()))
-    missing = [combo for combo in itertools.product(*levels.values()) if tuple(map(str, combo)) not in present]
-    if not missing:
-        return ""
-    cells = "; ".join(", ".join(map(str, combo)) for combo in missing)
-    return f"; the cells with no finished run ({cells}) count in them as the model's prediction for them"
-
-
-def model_note(name: str, result, data: pd.DataFrame, active: list[str]) -> str:
-    what = " x ".join(active)
-    if name == "interactions":
-        terms = " with all interactions" if len(active) > 1 else ""
-        return (f"OLS of test accuracy on {what}{terms}, sum-to-zero contrasts, type III F tests (Holm-adjusted "
-                f"over the terms); {len(data)} finished runs, {result.df_resid:.0f} residual df")
-    return (f"OLS of test accuracy on {what}, main effects only (some cells have no finished run, so the "
-            f"interactions cannot all be estimated); {len(data)} finished runs, {result.df_resid:.0f} residual df"
-            + missing_note(data, {f: sorted(data[f].unique(), key=str) for f in active}))
-
-
-def type_iii(result, terms: dict[tuple, slice]) -> pd.DataFrame:
-    """One F test per term: all of its coefficients zero, the others free."""
+def cell_average_means(fitted: Factorial, runs: dict) -> pd.DataFrame:
+    """Each level's mean of its cells' means, with a Welch-Satterthwaite t interval (clipped to [0, 1])."""
     rows = []
-    for term, cols in terms.items():
-        restriction = np.zeros((cols.stop - cols.start, len(result.params)))
-        restriction[:, cols] = np.eye(cols.stop - cols.start)
-        test = result.f_test(restriction)
-        rows.append({"term": " x ".join(term), "df": cols.stop - cols.start, "F": float(np.squeeze(test.fvalue)),
-                     "p": float(test.pvalue)})
-    anova = pd.DataFrame(rows)
-    anova["p_holm"] = stats.holm(anova["p"])
-    return anova
-
-
-def grid_mean(result, levels: dict[str, list], order: int, fixed: dict) -> tuple[float, float]:
-    """The model's mean over every cell with the fixed levels, other factors weighted equally; and its se."""
-    free = [f for f in levels if f not in fixed]
-    combos = list(itertools.product(*(levels[f] for f in free))) or [()]
-    grid = pd.DataFrame([{**fixed, **dict(zip(free, combo))} for combo in combos])
-    x, _ = design(grid, levels, order)
-    weights = x.mean(axis=0)
-    estimate = float(weights @ result.params)
-    se = float(np.sqrt(weights @ result.cov_params() @ weights))
-    return estimate, se
-
-
-def marginal_means(result, levels: dict[str, list], order: int, data: pd.DataFrame, intervals: bool) -> pd.DataFrame:
-    rows = []
-    for factor, values in levels.items():
+    for i, (factor, values) in enumerate(fitted.levels.items()):
         for level in values:
-            estimate, se = grid_mean(result, levels, order, {factor: level})
-            low = high = math.nan
-            clipped = False
-            if intervals and result.df_resid > 0:  # an accuracy: clipped to [0, 1], and marked so
-                half = stats.t_critical(result.df_resid) * se
-                clipped = estimate - half < 0 or estimate + half > 1
-                low, high = max(0.0, estimate - half), min(1.0, estimate + half)
-            rows.append({"factor": factor, "level": level, "n": int((data[factor] == level).sum()),
-                         "emm": estimate, "ci_low": low, "ci_high": high, "clipped": clipped})
+            cells = [c for c in itertools.product(*fitted.levels.values()) if c[i] == level]
+            row = {"factor": factor, "level": level, "n": sum(len(runs.get(c, ())) for c in cells),
+                   "emm": fitted.mean_of({factor: level}), "ci_low": math.nan, "ci_high": math.nan,
+                   "estimable": all(c in fitted.cell_means for c in cells)}
+            if row["estimable"] and all(len(runs.get(c, ())) >= 2 for c in cells):
+                parts = np.array([runs[c].var(ddof=1) / (len(runs[c]) - 1) / len(cells) ** 2 for c in cells])  # HC3
+                df = parts.sum() ** 2 / sum(p**2 / (len(runs[c]) - 1) for p, c in zip(parts, cells)) \
+                    if parts.sum() > 0 else math.inf
+                half = stats.t_critical(df) * math.sqrt(parts.sum())
+                row["ci_low"], row["ci_high"] = max(0.0, row["emm"] - half), min(1.0, row["emm"] + half)
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
-def interaction_sentences(result, levels: dict[str, list], order: int, anova: pd.DataFrame) -> list[str]:
-    """Each significant interaction in words: how one factor's effect changes across another's levels."""
-    out = []
-    for row in anova[(anova["p_holm"] < stats.ALPHA) & anova["term"].str.contains(" x ")].itertuples():
-        term = row.term.split(" x ")
-        if len(term) != 2:
-            out.append(f"the {row.term} interaction is significant ({stats.fmt_p(row.p_holm)}, Holm): "
-                       f"two-factor effects differ across the third; compare the cells directly")
+def design(frame: pd.DataFrame, levels: dict[str, list], terms: list[tuple]) -> tuple[np.ndarray, dict]:
+    """The model matrix (intercept and the given terms, sum-to-zero coded) and each term's columns."""
+    coded = {}
+    for f, lv in levels.items():
+        coded[f] = np.column_stack([(frame[f] == lvl).to_numpy(float) - (frame[f] == lv[-1]).to_numpy(float)
+                                    for lvl in lv[:-1]])
+    blocks, columns, start = [np.ones((len(frame), 1))], {}, 1
+    for term in terms:
+        block = coded[term[0]]
+        for f in term[1:]:  # every product of one column from each factor of the term
+            block = np.einsum("ni,nj->nij", block, coded[f]).reshape(len(frame), -1)
+        blocks.append(block)
+        columns[term] = slice(start, start + block.shape[1])
+        start += block.shape[1]
+    return np.hstack(blocks), columns
+
+
+def estimable_terms(frame: pd.DataFrame, levels: dict[str, list]) -> list[tuple]:
+    """The largest hierarchical set of terms these cells can estimate: every term, less those (highest order
+    first) whose columns the present cells cannot tell from the others."""
+    names = list(levels)
+    terms = [t for k in range(1, len(names) + 1) for t in itertools.combinations(names, k)]
+    cells = frame[names].drop_duplicates()
+    kept = []
+    for term in terms:  # lower orders first: a term stays if it adds rank, and its sub-terms stayed
+        if any(set(sub) < set(term) and sub not in kept for sub in terms):
             continue
-        by, varied = term if len(levels[term[1]]) <= len(levels[term[0]]) else term[::-1]
-        parts = []
-        for level in levels[by]:
-            means = {v: grid_mean(result, levels, order, {by: level, varied: v})[0] for v in levels[varied]}
-            if len(means) == 2:
-                (a, ma), (b, mb) = sorted(means.items(), key=lambda kv: str(kv[0]))
-                parts.append(f"{a} - {b} is {(ma - mb) * 100:+.1f} points on {level}")
-            else:
-                best, worst = max(means, key=means.get), min(means, key=means.get)
-                parts.append(f"on {level} {best} is best ({means[best]:.4f}) and {worst} worst ({means[worst]:.4f})")
-        out.append(f"the effect of {varied} depends on {by}: {'; '.join(parts)} (interaction "
-                   f"{stats.fmt_p(row.p_holm)}, Holm)")
-    return out
+        x, _ = design(cells, levels, kept + [term])
+        if np.linalg.matrix_rank(x) == x.shape[1]:
+            kept.append(term)
+    return kept
+
+
+def robust_ols_model(runs: dict, combos: list, levels: dict) -> Factorial:
+    from statsmodels.regression.linear_model import OLS
+
+    frame = pd.DataFrame([dict(zip(levels, c), y=y) for c, values in runs.items() for y in values])
+    terms = estimable_terms(frame, levels)
+    x, columns = design(frame, levels, terms)
+    result = OLS(frame["y"].to_numpy(float), x).fit(cov_type="HC3")
+    rows = []
+    for term, cols in columns.items():
+        restriction = np.zeros((cols.stop - cols.start, x.shape[1]))
+        restriction[:, cols] = np.eye(cols.stop - cols.start)
+        test = result.f_test(restriction)
+        rows.append({"term": " x ".join(term), "df": cols.stop - cols.start, "df_denom": float(result.df_resid),
+                     "F": float(np.squeeze(test.fvalue)), "p": float(test.pvalue)})
+    missing = [c for c in combos if c not in runs]
+    dropped = [" x ".join(t) for k in range(1, len(levels) + 1) for t in itertools.combinations(levels, k)
+               if t not in terms]
+    note = (f"least squares on {' x '.join(levels)} with robust (HC3) F tests, over the {len(runs)} cells with "
+            f"{MIN_RUNS} or more runs that trained ({len(frame)} runs); cells with fewer ("
+            + "; ".join(", ".join(map(str, c)) for c in missing) + ") are left out"
+            + (f", so these terms cannot be estimated: {', '.join(dropped)}" if dropped else ""))
+    fitted = Factorial("robust-ols", note, pd.DataFrame(rows), levels=levels,
+                       cell_means={c: float(v.mean()) for c, v in runs.items()})
+    fitted.means = cell_average_means(fitted, runs)
+    return fitted
+
+
+def additive_model(runs: dict, combos: list, levels: dict) -> Factorial:
+    """Fewer than MIN_RUNS runs that trained in every cell: each level's average of its cells' means, where every
+    such cell has one; no tests."""
+    few = "one run per cell" if max(len(v) for v in runs.values()) == 1 else f"fewer than {MIN_RUNS} runs per cell"
+    fitted = Factorial("additive", f"{few}: seed noise and interactions cannot be told apart, so there are no tests "
+                       "or intervals here; each level's mean averages its cells' means, and is not estimable where "
+                       "a cell has no run that trained; sweep seeds (e.g. seed=0,1,2) to test them",
+                       levels=levels, cell_means={c: float(v.mean()) for c, v in runs.items()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fitted.means = cell_average_means(fitted, runs)
+    return fitted

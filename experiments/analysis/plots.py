@@ -69,26 +69,33 @@ def cell_curves(bands: dict[str, pd.DataFrame], metric: str, path: Path) -> None
 
 
 def cell_accuracy(cells: pd.DataFrame, path: Path, metric: str = "test_acc") -> None:
-    """Final metric per cell: the mean with its 95% interval (3+ runs, or one run's Wilson interval),
-    else each run's value; cells with failed runs are marked in red with the count."""
+    """Accuracy per recipe among its runs that trained: the mean with its 95% interval over seeds (3+ runs),
+    one run's test-set (Wilson) interval drawn apart (dashed, grey: the test set's noise, not the seeds'), else
+    each run's value; recipes with failed runs are marked in red with the count."""
     fig, ax = plt.subplots(figsize=(7, 1.5 + 0.4 * len(cells)))
     for y, cell in enumerate(cells.to_dict("records")):
-        if cell["n"] and pd.notna(cell[f"{metric}_ci_low"]):
-            mean = cell[f"{metric}_mean"]
+        mean = cell[f"{metric}_mean"]
+        if cell["n"] >= 3 and pd.notna(cell[f"{metric}_ci_low"]):
             err = [[mean - cell[f"{metric}_ci_low"]], [cell[f"{metric}_ci_high"] - mean]]
             ax.errorbar([mean], [y], xerr=err, fmt="o", capsize=4, color="C0")
+        elif cell["n"] == 1 and pd.notna(cell[f"{metric}_ci_low"]):
+            err = [[mean - cell[f"{metric}_ci_low"]], [cell[f"{metric}_ci_high"] - mean]]
+            bars = ax.errorbar([mean], [y], xerr=err, fmt="s", mfc="none", capsize=3, color="0.45")
+            bars[-1][0].set_linestyle("--")
         elif cell["n"]:
             values = [float(v) for v in str(cell[f"{metric}_values"]).split(", ") if v]
             ax.plot(values, [y] * len(values), "o", mfc="none", color="C0")
-        fails = cell["runs"] - cell["ok"]
-        if fails:
-            ax.annotate(f"{fails}/{cell['runs']} failed", (0, y), xycoords=("axes fraction", "data"), xytext=(4, 6),
-                        textcoords="offset points", color="C3", fontsize=7)
+        if cell["failed_runs"]:
+            ax.annotate(f"{int(cell['failed_runs'])}/{int(cell['counted'])} failed", (0, y),
+                        xycoords=("axes fraction", "data"), xytext=(4, 6), textcoords="offset points", color="C3",
+                        fontsize=7)
     labels = [f"{c} (n={n})" for c, n in zip(cells["cell"], cells["n"])]
     ax.set_yticks(range(len(cells)), labels)
-    for tick, fails in zip(ax.get_yticklabels(), cells["runs"] - cells["ok"]):
+    for tick, fails in zip(ax.get_yticklabels(), cells["failed_runs"]):
         tick.set_color("C3" if fails else "black")
-    ax.set(xlabel=f"{metric}: mean with 95% interval (n >= 3), else each run (open circles)")
+    ax.set(xlabel=f"{metric} of runs that trained: mean with 95% interval over seeds (n >= 3); one run: its "
+                  f"test-set interval (grey, dashed); else each run (open circles)")
+    ax.xaxis.label.set_fontsize(8)
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     fig.savefig(path, dpi=100, format="png")

@@ -3,9 +3,11 @@ sweep's parent run (its description, headline metrics and summary/ artifacts).""
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from pathlib import Path
 
+import pandas as pd
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
@@ -13,6 +15,7 @@ from lenet.atomic import atomic_write
 
 from ..record.schema import OVERRIDES, SWEEP_ID, SWEPT, job_runs
 from . import plots
+from .outcomes import FAILURES, best_cell
 from .summary import summary_text
 from .tables import analyse
 
@@ -47,17 +50,20 @@ def write(result: dict, folder: Path, formats: list[str], text: str) -> list[Pat
 
 
 def export_sweep(client: MlflowClient, experiment_id: str, parent, out: Path, formats: list[str],
-                 attach: bool = True, runs: list | None = None) -> tuple[str, list[Path]]:
-    """Analyse a sweep (runs: its job_runs, when the caller has them), write it under out/<sweep id>/,
-    and log it on the sweep's parent run."""
+                 attach: bool = True, runs: list | None = None, correction: str = "holm") -> tuple[str, list[Path]]:
+    """Analyse a sweep (runs: its job_runs, when the caller has them), write it under out/<sweep id>/, and log
+    it on the sweep's parent run, unless that sweep is still running (its own end writes it there)."""
     sweep_id = parent.data.tags[SWEEP_ID]
     swept = json.loads(parent.data.tags.get(SWEPT, "null"))
     runs = job_runs(client, experiment_id, parent.info.run_id) if runs is None else runs
-    result = analyse(client, runs, swept)
+    result = analyse(client, runs, swept, correction)
     title = f"sweep {sweep_id}: {parent.data.tags.get(OVERRIDES, '')}"
     text = summary_text(result, title)
+    if parent.info.status == "RUNNING":
+        text = (f"(This sweep is still running: what follows is what it has so far; its parent run gets the "
+                f"summary when it ends.)\n\n{text}")
     written = write(result, out / sweep_id, formats, text)
-    if attach:
+    if attach and parent.info.status != "RUNNING":
         client.log_artifacts(parent.info.run_id, str(out / sweep_id), artifact_path="summary")
         describe_parent(client, parent.info.run_id, result, title)
     return text, written
@@ -68,19 +74,24 @@ MAX_DESCRIPTION = 8000  # MLflow's limit on a tag's value, and so on a run's des
 
 def describe_parent(client: MlflowClient, run_id: str, result: dict, title: str) -> None:
     """The answer on the parent run's own page: the summary as its description (MLflow shows it as
-    Markdown on the Overview), the headline numbers as its metrics, the best cell as a tag."""
+    Markdown on the Overview), the headline numbers as its metrics (they add up: every run is trained,
+    failed, interrupted or running), the best recipe by score as a tag."""
     text = "####" + summary_text(result, title, with_runs=False).removeprefix("#")  # a heading, not a banner
     if len(text) > MAX_DESCRIPTION:
         note = "\n\n(cut here to fit MLflow's description; the whole summary is summary/summary.md)"
         text = text[: MAX_DESCRIPTION - len(note)].rsplit("\n", 1)[0] + note
     client.set_tag(run_id, "mlflow.note.content", text)
     runs, cells = result["runs"], result["cells"]
-    finished = int((runs["status"] == "FINISHED").sum()) if len(runs) else 0
-    failed = int((runs["outcome"] != "ok").sum()) if len(runs) else 0
-    headline = {"runs_total": len(runs), "runs_finished": finished, "runs_failed": failed, "cells": len(cells)}
-    if len(cells) and cells["test_acc_mean"].notna().any():
-        best = cells.loc[cells["test_acc_mean"].idxmax()]
-        headline["best_cell_test_acc"] = round(float(best["test_acc_mean"]), 6)
+    outcome = runs["outcome"] if len(runs) else pd.Series(dtype=str)
+    headline = {"runs_total": len(runs), "runs_trained": int((outcome == "ok").sum()),
+                "runs_failed": int(outcome.isin(FAILURES).sum()), "runs_interrupted": int((outcome == "interrupted")
+                                                                                          .sum()),
+                "runs_running": int((outcome == "running").sum()), "cells": len(cells)}
+    best = best_cell(cells) if len(cells) else None
+    if best is not None:
+        headline["best_cell_score"] = round(float(best["score_mean"]), 6)
+        if pd.notna(best["test_acc_mean"]):
+            headline["best_cell_test_acc"] = round(float(best["test_acc_mean"]), 6)
         client.set_tag(run_id, "lenet.best_cell", best["cell"])
     client.log_batch(run_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0) for k, v in headline.items()])
 
@@ -90,13 +101,16 @@ def where_to_look(tracking_uri: str, experiment_id: str, parent_id: str) -> str:
     if tracking_uri.startswith(("http://", "https://")):
         base, start = tracking_uri.rstrip("/"), ""
     else:
-        base, start = "http://127.0.0.1:5000", f"mlflow ui --backend-store-uri {tracking_uri} --port 5000, then "
+        command = f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)} --port 5000"  # pasteable as it is
+        base, start = "http://127.0.0.1:5000", f"{command}, then "
     runs = f"{base}/#/experiments/{experiment_id}/runs"
     view = "?workflowType=machine_learning"  # MLflow 3.17's UI: its Model training view, not GenAI's
     return f"See it in MLflow: {start}open {runs}{view} (this sweep: {runs}/{parent_id}{view})"
 
 
-def sweep_summary(client: MlflowClient, experiment_id: str, parent_id: str, out: Path, runs: list) -> str:
+def sweep_summary(client: MlflowClient, experiment_id: str, parent_id: str, out: Path, runs: list,
+                  correction: str = "holm") -> str:
     """What a sweep prints at its end; its tables and figures go to out and to the parent run."""
-    text, _ = export_sweep(client, experiment_id, client.get_run(parent_id), out, ["csv", "md"], runs=runs)
+    text, _ = export_sweep(client, experiment_id, client.get_run(parent_id), out, ["csv", "md"], runs=runs,
+                           correction=correction)
     return text

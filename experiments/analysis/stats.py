@@ -1,9 +1,10 @@
 """The tests and intervals a sweep's comparison uses, each from scipy or statsmodels.
 
 Means get Student t intervals (only from 3 or more values), proportions exact (Clopper-Pearson)
-or Wilson intervals, two cells Welch's or a paired t-test, one run each McNemar's test on their
-test-set predictions, failure rates Fisher's exact test, and a family of comparisons Holm's
-step-down adjustment. `seeds_needed` turns an inconclusive comparison into a sample size.
+or Wilson intervals, two cells Welch's or a paired t-test, two trained networks McNemar's exact
+test with the exact interval that matches it, failure rates Fisher's exact test; the interquartile
+mean and the probability of improvement (as rliable reports them) with bootstrap intervals, and
+Hedges' g. `seeds_needed` turns an inconclusive comparison into a sample size.
 """
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
-from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower, TTestPower
 from statsmodels.stats.proportion import proportion_confint
 
@@ -48,7 +48,7 @@ class Difference:
 
 
 def t_critical(df: float, level: float = LEVEL) -> float:
-    return float(stats.t.ppf(0.5 + level / 2, df))
+    return float(special.stdtrit(df, 0.5 + level / 2))  # stats.t.ppf, without its per-call overhead
 
 
 def z_critical(level: float = LEVEL) -> float:
@@ -93,7 +93,7 @@ def welch(a, b) -> Difference:
     if se <= 1e-12:  # both constant (to rounding): no spread to test against
         return Difference(diff, math.nan, math.nan, math.nan, len(a), len(b), "none", 0.0, math.nan, 0.0)
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))  # Welch-Satterthwaite
-    p = float(2 * stats.t.sf(abs(diff / se), df))
+    p = float(2 * special.stdtr(df, -abs(diff / se)))  # 2 * stats.t.sf
     half = t_critical(df) * se
     return Difference(diff, diff - half, diff + half, p, len(a), len(b), "welch", se, df, pooled)
 
@@ -108,7 +108,7 @@ def paired(a, b) -> Difference:
     if sd <= 1e-12:  # the same difference on every seed (to rounding): a t-test does not apply
         return Difference(diff, math.nan, math.nan, math.nan, n, n, "none", 0.0, n - 1, 0.0)
     se = sd / math.sqrt(n)
-    p = float(2 * stats.t.sf(abs(diff / se), n - 1))
+    p = float(2 * special.stdtr(n - 1, -abs(diff / se)))
     half = t_critical(n - 1) * se
     return Difference(diff, diff - half, diff + half, p, n, n, "paired", se, n - 1, sd)
 
@@ -136,6 +136,17 @@ def at_level(d: Difference, level: float) -> Difference:
     return Difference(d.diff, d.diff - half, d.diff + half, d.p, d.n_a, d.n_b, d.test, d.se, d.df, d.sd)
 
 
+def paired_interval(only_a: int, only_b: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Interval of accuracy(a) - accuracy(b) on n shared samples that matches McNemar's exact test: the
+    Clopper-Pearson interval of the share of the discordant samples a got right, scaled to the difference
+    (it excludes 0 exactly when the exact test rejects at 1 - level)."""
+    m = only_a + only_b
+    if m == 0:
+        return 0.0, 0.0
+    low, high = proportion_confint(only_a, m, alpha=1 - level, method="beta")
+    return (2 * low - 1) * m / n, (2 * high - 1) * m / n
+
+
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, int, int]:
     """McNemar's exact test that two models are equally accurate on the same test samples:
     p, and the samples only a got right, only b got right."""
@@ -148,6 +159,14 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, int, i
 def fisher(fail_a: int, n_a: int, fail_b: int, n_b: int) -> float:
     """Fisher's exact test that two cells fail equally often."""
     return float(stats.fisher_exact([[fail_a, n_a - fail_a], [fail_b, n_b - fail_b]]).pvalue)
+
+
+def fisher_floor(n_a: int, n_b: int) -> float:
+    """The smallest p Fisher's test can give for failures among n_a runs vs n_b (one cell failing every run, the
+    other none): a comparison that cannot reach the family's level stays out of it (1 run vs 1 run: 1.0)."""
+    if n_a == 0 or n_b == 0:
+        return 1.0
+    return min(fisher(n_a, n_a, 0, n_b), fisher(0, n_a, n_b, n_b))
 
 
 def clopper_pearson(k: int, n: int) -> tuple[float, float]:
@@ -166,24 +185,50 @@ def wilson(k: int, n: int) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def holm(p_values) -> np.ndarray:
-    """Holm-adjusted p-values (nan stays nan and does not count in the family)."""
-    p = np.asarray(p_values, dtype=float)
-    out = np.full(len(p), math.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        out[ok] = multipletests(p[ok], alpha=ALPHA, method="holm")[1]
-    return out
+def hedges_g(a, b) -> float:
+    """Standardised mean difference of a and b with Hedges' small-sample correction (nan below 2 values each)."""
+    a, b = finite(a), finite(b)
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    pooled = math.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2))
+    if pooled == 0:
+        return math.nan
+    return float((a.mean() - b.mean()) / pooled * (1 - 3 / (4 * (len(a) + len(b)) - 9)))
 
 
-def holm_levels(p_values) -> np.ndarray:
-    """Each comparison's confidence level at its Holm step: 1 - alpha / (m - rank), rank from 0 by raw p."""
-    p = np.asarray(p_values, dtype=float)
-    ok = np.flatnonzero(np.isfinite(p))
-    levels = np.full(len(p), LEVEL)
-    for rank, i in enumerate(ok[np.argsort(p[ok], kind="stable")]):
-        levels[i] = 1 - ALPHA / (len(ok) - rank)
-    return levels
+BOOTSTRAP = 2000  # resamples for the bootstrap intervals below
+
+
+def iqm(values) -> tuple[float, float, float]:
+    """The interquartile mean (the mean of the middle half) and its 95% bootstrap interval over runs (nan below
+    3 values): rliable's robust summary of a recipe across seeds."""
+    x = finite(values)
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    point = float(stats.trim_mean(x, 0.25))
+    if len(x) < MIN_FOR_INTERVAL:
+        return point, math.nan, math.nan
+    samples = np.random.default_rng(0).choice(x, size=(BOOTSTRAP, len(x)))
+    boot = stats.trim_mean(samples, 0.25, axis=1)
+    return point, float(np.quantile(boot, ALPHA / 2)), float(np.quantile(boot, 1 - ALPHA / 2))
+
+
+def prob_improvement(a, b) -> tuple[float, float, float]:
+    """P(a run of a scores above a run of b) over every pair of runs (ties count half), with its 95% bootstrap
+    interval over runs (nan below 3 values each): rliable's probability of improvement."""
+    a, b = finite(a), finite(b)
+    if len(a) == 0 or len(b) == 0:
+        return math.nan, math.nan, math.nan
+
+    def p(x, y):  # x: (..., n), y: (..., m)
+        return ((x[..., :, None] > y[..., None, :]) + 0.5 * (x[..., :, None] == y[..., None, :])).mean(axis=(-1, -2))
+
+    point = float(p(a, b))
+    if min(len(a), len(b)) < MIN_FOR_INTERVAL:
+        return point, math.nan, math.nan
+    rng = np.random.default_rng(0)
+    boot = p(rng.choice(a, size=(BOOTSTRAP, len(a))), rng.choice(b, size=(BOOTSTRAP, len(b))))
+    return point, float(np.quantile(boot, ALPHA / 2)), float(np.quantile(boot, 1 - ALPHA / 2))
 
 
 def seeds_needed(gap: float, sd: float, paired_design: bool, alpha: float = ALPHA, power: float = 0.8) -> int | None:

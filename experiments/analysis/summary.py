@@ -1,11 +1,17 @@
-"""The summary a person reads: the runs, the pivot, the cells with their failures, the comparisons in
-sentences and the factorial model, as Markdown."""
+"""The summary a person reads, as Markdown: the answer first, then the recipes (cells) with their failures and
+seed spread, the significant findings and the largest gaps (the rest in comparisons.csv), the statement of
+what the family of tests risks, the factorial model, and what a reader must know about the runs (files gone,
+code that changed, runs still running)."""
 from __future__ import annotations
 
 import pandas as pd
 
-from . import compare
+from . import wording
+from .outcomes import COLLAPSE_HINT, DIVERGE_HINT
 from .tables import SHOWN
+
+SENTENCES = 8  # comparison sentences in the summary; every comparison is in comparisons.csv
+
 
 def markdown(table: pd.DataFrame) -> str:
     shown = table.round({"train_seconds": 2, "samples_per_second": 0})
@@ -17,57 +23,95 @@ def shown_runs(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def accuracy_text(cell: dict) -> str:
-    """A cell's test accuracy as the summary shows it: an interval only from 3 runs or more."""
+    """A cell's accuracy among its runs that trained: an interval over seeds only from 3 runs or more; one run's
+    Wilson interval says so (the test set's noise, not the seeds')."""
     if cell["n"] == 0:
         return "-"
     if cell["test_acc_interval"] == "t":
         clipped = " (clipped to [0, 1])" if cell["test_acc_clipped"] else ""
-        return (f"{cell['test_acc_mean']:.4f} (95% CI {cell['test_acc_ci_low']:.4f} to {cell['test_acc_ci_high']:.4f}"
-                f"{clipped})")
+        return (f"{cell['test_acc_mean']:.4f} (95% CI over seeds {cell['test_acc_ci_low']:.4f} to "
+                f"{cell['test_acc_ci_high']:.4f}{clipped})")
     if cell["n"] == 1 and cell["test_acc_interval"]:
-        return (f"{cell['test_acc_mean']:.4f} ({cell['test_acc_interval']}: {cell['test_acc_ci_low']:.4f} to "
-                f"{cell['test_acc_ci_high']:.4f})")
+        return (f"{cell['test_acc_mean']:.4f} (one run; 95% {cell['test_acc_interval']}: {cell['test_acc_ci_low']:.4f}"
+                f" to {cell['test_acc_ci_high']:.4f})")
     return f"{cell['test_acc_values']} (too few runs for an interval)"
 
 
 def cells_shown(cells: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for cell in cells.to_dict("records"):
-        fails = cell["runs"] - cell["ok"]
-        rate = f"{fails} of {cell['runs']}" + (f" ({cell['failures']}; 95% CI {cell['failure_ci_low']:.2f} to "
-                                               f"{cell['failure_ci_high']:.2f})" if fails else "")
-        rows.append({"cell": cell["cell"], "runs": cell["runs"], "finished": cell["n"], "failed": rate,
-                     "test_acc": accuracy_text(cell)})
+        fails = int(cell["failed_runs"])
+        rate = f"{fails} of {int(cell['counted'])}" + (
+            f" ({cell['failures']}; 95% CI {cell['failure_ci_low']:.2f} to {cell['failure_ci_high']:.2f})"
+            if fails else "")
+        if cell["not_counted"] != "none":
+            rate += f"; not counted: {cell['not_counted']}"
+        spread = f"{cell['test_acc_min']:.4f} to {cell['test_acc_max']:.4f}" if cell["n"] > 1 else "-"
+        rows.append({"cell": cell["cell"], "runs": int(cell["runs"]), "trained": int(cell["n"]), "failed": rate,
+                     "test_acc (runs that trained)": accuracy_text(cell), "seed range": spread,
+                     "score": f"{cell['score_mean']:.4f}" if pd.notna(cell["score_mean"]) else "-"})
     return pd.DataFrame(rows)
 
 
-def summary_text(result: dict, title: str, with_runs: bool = True) -> str:
-    table, cells, found = result["runs"], result["cells"], result["comparisons"]
+def summary_text(result: dict, title: str, with_runs: bool = True, sentences: int = SENTENCES) -> str:
+    table, cells, verdict = result["runs"], result["cells"], result["verdict"]
     if table.empty:  # stopped (or refused by a launcher) before any job made a run
         return f"# {title}\n\nNo runs: the sweep ended before any of its jobs started one.\n"
-    lines = [f"# {title}", ""] + ([markdown(shown_runs(table)), ""] if with_runs else [])
-    if not result["pivot"].empty and {"model", "optim"} <= set(table.columns):
-        lines += ["test_acc by model x optim:", "", result["pivot"].to_markdown(index=False, floatfmt=".4f"), ""]
+    lines = [f"# {title}", "", wording.headline(verdict), ""]
     if len(cells):
-        lines += ["Cells (every swept value but the seed):", "", cells_shown(cells).to_markdown(index=False), ""]
-    for outcome, hint in (("collapsed", compare.COLLAPSE_HINT), ("diverged", compare.DIVERGE_HINT)):
+        lines += ["Recipes (every swept value but the seed; score: mean test accuracy with failed runs at chance):",
+                  "", cells_shown(cells).to_markdown(index=False), ""]
+    for outcome, hint in (("collapsed", COLLAPSE_HINT), ("diverged", DIVERGE_HINT)):
         if (table["outcome"] == outcome).any():
             lines += [hint, ""]
-    if len(found):
-        m = int(found["p"].notna().sum())
-        lines += [f"Comparisons of cells that differ in one factor: {int(found['significant'].sum())} of {m} "
-                  f"significant at 0.05 after Holm's correction (p-values adjusted over the {m}; each interval at "
-                  f"its comparison's Holm level):", ""]
-        lines += [f"- {s}" for s in found["sentence"]] + [""]
-    model = result["model"]
-    if model.note and result["factors"]:
-        lines += [f"Factorial model: {model.note}.", ""]
-        if len(model.anova):
-            lines += [model.anova.to_markdown(index=False, floatfmt=".4g"), ""]
-        if len(model.means):
-            empty = [c for c in ("ci_low", "ci_high") if model.means[c].isna().all()]
-            means = model.means.drop(columns=empty + ([] if model.means["clipped"].any() else ["clipped"]))
-            lines += ["Estimated marginal means of test_acc (each level averaged over the other factors' levels):", "",
-                      means.to_markdown(index=False, floatfmt=".4f"), ""]
-        lines += [f"- {s}" for s in model.interactions] + ([""] if model.interactions else [])
+    lines += notes(table)
+    said, more = wording.findings(verdict, sentences)
+    if said:
+        lines += [wording.family_sentence(verdict), ""] + [f"- {s}" for s in said]
+        lines += ([f"- ... and {more} more comparisons in comparisons.csv"] if more else []) + [""]
+    lines += model_lines(verdict)
+    if with_runs:
+        lines += ["Runs:", "", markdown(shown_runs(table)), ""]
+        if not result["pivot"].empty and {"model", "optim"} <= set(table.columns):
+            lines += ["test_acc by model x optim (runs that trained):", "",
+                      result["pivot"].to_markdown(index=False, floatfmt=".4f"), ""]
     return "\n".join(lines)
+
+
+def notes(table: pd.DataFrame) -> list[str]:
+    """What a reader must know about the runs themselves before trusting the numbers."""
+    out = []
+    if "missing_files" in table and table["missing_files"].astype(bool).any():
+        lacking = table[table["missing_files"].astype(bool)]
+        out += ["Runs that lack files (deleted?): " + "; ".join(
+            f"run {r['run_id']} ({r['missing_files']})" for r in lacking.to_dict("records"))
+            + ". A rerun of the sweep trains them again.", ""]
+    codes = table["code"].dropna().value_counts() if "code" in table else pd.Series(dtype=int)
+    if len(codes) > 1:
+        out += [f"These runs come from {len(codes)} versions of the library code (lenet.code): "
+                + ", ".join(f"{code} ({n} runs)" for code, n in codes.items())
+                + "; a difference between recipes may be the code's.", ""]
+    running = int((table["outcome"] == "running").sum())
+    if running:
+        out += [f"{running} run{'s are' if running > 1 else ' is'} still running: shown as running, in no rate or "
+                f"test.", ""]
+    return out
+
+
+def model_lines(verdict) -> list[str]:
+    model = verdict.model
+    if not model.note:
+        return []
+    lines = [f"Factorial model: {model.note}.", ""]
+    if len(model.anova):
+        anova = model.anova[["term", "df", "df_denom", "F", "p", "p_adj"]]
+        lines += [anova.to_markdown(index=False, floatfmt=".4g"), ""]
+    if len(model.means):
+        means = model.means.copy()
+        means["emm"] = [f"{m:.4f}" if ok else "not estimable (a cell has no run that trained)"
+                        for m, ok in zip(means["emm"], means["estimable"])]
+        shown = means.drop(columns=[c for c in ("ci_low", "ci_high") if means[c].isna().all()] + ["estimable"])
+        lines += ["Marginal means of test_acc (each level averaged over the other factors' levels):", "",
+                  shown.to_markdown(index=False, floatfmt=".4f"), ""]
+    said = wording.model_sentences(verdict)
+    return lines + [f"- {s}" for s in said] + ([""] if said else [])

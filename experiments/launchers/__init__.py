@@ -25,6 +25,21 @@ def scheduler_tags() -> dict[str, str]:
     return {"slurm.job_id": "_".join(array) if all(array) else os.environ["SLURM_JOB_ID"]}
 
 
-def under_slurm() -> bool:
-    """Whether this process is a SLURM job started by submitit (whose SIGTERM handling only logs)."""
-    return os.environ.get("SUBMITIT_EXECUTOR") == "slurm"
+def supersede_earlier_attempts(tracking, tags: dict) -> None:
+    """A job its scheduler started again (SLURM requeued it: its node went down, or `scontrol requeue`): its
+    earlier attempts' runs are marked superseded, and closed KILLED if still RUNNING, so that the sweep
+    counts one run per config (this one) and no attempt stays RUNNING."""
+    from ..record.liveness import close_killed
+    from ..record.schema import JOB_NUM, SUPERSEDED, SWEEP_ID, jobs_of
+
+    restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
+    if not restarts.isdigit() or int(restarts) == 0 or SWEEP_ID not in tags:
+        return
+    job = scheduler_tags().get("slurm.job_id", "?")
+    for run in jobs_of(tracking.client, tracking.experiment_id, tags[SWEEP_ID], tags[JOB_NUM], running=False):
+        if SUPERSEDED in run.data.tags:
+            continue
+        tracking.client.set_tag(run.info.run_id, SUPERSEDED, f"SLURM started job {job} again (restart {restarts}): "
+                                                             f"the next attempt's run is its result")
+        if run.info.status == "RUNNING":
+            close_killed(tracking.client, run, f"its SLURM job {job} was requeued")

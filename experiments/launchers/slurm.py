@@ -234,7 +234,7 @@ def dead_return(config, job, why: str) -> JobReturn:
 
 def close_runs(config, jobs: list, reason: str) -> None:
     """End KILLED the runs these jobs left RUNNING (found by sweep id and Hydra job number)."""
-    from ..record.schema import read_sweep, running_jobs
+    from ..record.schema import jobs_of, read_sweep
     from ..record.store import connect
 
     sweep = read_sweep(config.hydra.sweep.dir)
@@ -243,7 +243,7 @@ def close_runs(config, jobs: list, reason: str) -> None:
     client, experiment_id = connect(config.mlflow.tracking_uri, config.mlflow.experiment,
                                     config.mlflow.server_patience_s)
     for job in jobs:
-        for run in running_jobs(client, experiment_id, sweep["sweep_id"], job.submission().args[2]):
+        for run in jobs_of(client, experiment_id, sweep["sweep_id"], job.submission().args[2]):
             close_killed(client, run, f"{reason} (SLURM job {job.job_id})")
 
 

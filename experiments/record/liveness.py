@@ -21,7 +21,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from .schema import CLOSED, HEARTBEAT, OWNER, running_runs
+from .schema import CLOSED, HEARTBEAT, OWNER, jobs_of, running_runs
 
 log = logging.getLogger(__name__)
 
@@ -94,17 +94,21 @@ def owner_tags() -> dict[str, str]:
 
 
 class Heartbeat:
-    """A daemon thread refreshing HEARTBEAT on this process's live runs (one per process)."""
+    """A daemon thread refreshing HEARTBEAT on this process's live runs (one per process). A run that another
+    process has ended meanwhile (this one was paused) gets no more beats: it goes in `closed`, which the
+    run's own writes check (record.runs.RunLog.still_mine)."""
 
     _lock = threading.Lock()
     _runs: dict[str, object] = {}  # run id -> client
     _thread: threading.Thread | None = None
     interval_s: float = 60  # mlflow.heartbeat_s: how often, set where a process starts its runs
+    closed: set[str] = set()  # runs of this process that another one ended
 
     @classmethod
     def add(cls, client, run_id: str) -> None:
         with cls._lock:
             cls._runs[run_id] = client
+            cls.closed.discard(run_id)
             if cls._thread is None:
                 cls._thread = threading.Thread(target=cls._beat, name="lenet-heartbeat", daemon=True)
                 cls._thread.start()
@@ -122,6 +126,27 @@ class Heartbeat:
                 runs = list(cls._runs.items())
             for run_id, client in runs:
                 try:
+                    if client.get_run(run_id).info.status != "RUNNING":  # ended by another process
+                        cls.closed.add(run_id)
+                        cls.remove(run_id)
+                        continue
                     client.set_tag(run_id, HEARTBEAT, f"{time.time():.0f}")
                 except Exception as err:  # a server down for a while: the next beat tries again
                     log.debug("heartbeat of %s not sent: %s", run_id, err)
+
+
+def close_sweep_runs(client, experiment_id: str, sweep_id: str, reason: str, wait_s: float = 10.0) -> list[str]:
+    """End KILLED every job run of this sweep still RUNNING when the sweep stopped (a parallel launcher's
+    workers that were stopped with it, or died): those whose process is gone at once, a live one after
+    giving it wait_s to end its run itself. Returns the ids closed."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        running = jobs_of(client, experiment_id, sweep_id)
+        alive = [r for r in running if gone(r.data.tags, r.info.start_time, float("inf")) is None]
+        if not alive or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    for run in running:
+        why = gone(run.data.tags, run.info.start_time, float("inf")) or "its process was still running"
+        close_killed(client, run, f"{reason} ({why})")
+    return [r.info.run_id for r in running]

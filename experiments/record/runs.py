@@ -1,14 +1,10 @@
-"""One MLflow run: logged through the client, ended FINISHED, FAILED or KILLED whatever happens, with
-where its code came from and who ran it."""
+"""One MLflow run: logged through the client, ended FINISHED, FAILED or KILLED whatever happens, and never
+ended over a state someone else gave it (a run closed while its process was paused stays closed)."""
 from __future__ import annotations
 
-import functools
-import getpass
 import json
 import logging
-import os
 import shutil
-import subprocess
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -19,42 +15,22 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunT
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from ..config import PROJECT_ROOT
 from ..errors import disk_full
 from .client import TrackingUnavailable, raw
 from .finishing import BACKGROUND
-from .liveness import Heartbeat, owner_tags
-from .schema import GIT_DIRTY, HEARTBEAT
+from .liveness import Heartbeat, iso, me, owner_tags
+from .provenance import provenance
+from .schema import CAME_BACK, CLOSED, HEARTBEAT
 from .store import Tracking
+
+
+class ClosedElsewhere(Exception):
+    """This process's run was ended by another (it was paused longer than the heartbeat timeout, and a sweep
+    elsewhere closed it KILLED): it must not go on writing to it, nor end it again."""
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 100  # MLflow's limit on params (and tags) per log_batch call
-SOURCE_TAGS = {"mlflow.source.name": "python -m experiments.run", "mlflow.source.type": "LOCAL"}
-
-
-def user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (some containers)
-        return str(os.getuid())
-
-
-@functools.cache  # one lookup per process, not one per run
-def git_state() -> dict[str, str]:
-    """The commit the code came from and whether the checkout has uncommitted changes, as run tags."""
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    if not commit:  # not a git checkout (an sdist, a copied tree): nothing to record
-        return {}
-    changes = git("status", "--porcelain", "--untracked-files=no")  # edits to tracked files only
-    return {"mlflow.source.git.commit": commit, GIT_DIRTY: "unknown" if changes is None else str(bool(changes)).lower()}
 
 
 def logged_value(value) -> float:
@@ -76,10 +52,11 @@ class RunLog:
         self.client, self.run_id, self.name, self.error_dir = client, run_id, name, error_dir
         self.outcome = "FINISHED"
         self.write_error: BaseException | None = None  # a background write for this run that failed
+        self.checked = time.monotonic()  # when the store last said this run is still RUNNING
 
     @classmethod
     def create(cls, client: MlflowClient, experiment_id: str, name: str, tags: dict) -> "RunLog":
-        tags = {**git_state(), **owner_tags(), **SOURCE_TAGS, "mlflow.user": user(), **tags}
+        tags = {**provenance(), **owner_tags(), **tags}
         run = client.create_run(experiment_id, run_name=name, tags={k: str(v) for k, v in tags.items()})
         Heartbeat.add(raw(client), run.info.run_id)
         return cls(client, run.info.run_id, name)
@@ -129,9 +106,37 @@ class RunLog:
     def artifacts(self, folder: Path) -> None:
         self.client.log_artifacts(self.run_id, str(folder))
 
+    def still_mine(self) -> None:
+        """Raise ClosedElsewhere if another process ended this run: asked of the store at most once per heartbeat
+        interval (at once after a pause, whose length the monotonic clock counts), and told by the heartbeat."""
+        now = time.monotonic()
+        if self.run_id in Heartbeat.closed:
+            raise ClosedElsewhere(self.closed_by())
+        if now - self.checked < Heartbeat.interval_s:
+            return
+        self.checked = now
+        if self.client.get_run(self.run_id).info.status != "RUNNING":
+            raise ClosedElsewhere(self.closed_by())
+
+    def closed_by(self) -> str:
+        tags = self.client.get_run(self.run_id).data.tags
+        return f"its run {self.run_id} was ended by another process: {tags.get(CLOSED, 'no reason given')}"
+
     def end(self, status: str) -> None:
+        """End the run with status, unless another process ended it meanwhile: then say plainly that this one
+        came back, and leave the run as that process left it."""
         Heartbeat.remove(self.run_id)
+        current = self.client.get_run(self.run_id)
+        if current.info.status != "RUNNING":
+            self.came_back(current.info.status, status)
+            return
         self.client.set_terminated(self.run_id, status)
+
+    def came_back(self, left: str, would_be: str) -> None:
+        note = (f"{me()} came back at {iso(time.time())} after this run was ended {left} by another process; it "
+                f"would have ended it {would_be}, and left it {left}")
+        self.client.set_tag(self.run_id, CAME_BACK, note)
+        log.warning("run %s: %s", self.run_id, note)
 
 
 @contextmanager
@@ -153,6 +158,10 @@ def tracked_run(tracking: Tracking, name: str, tags: dict, error_dir: Path) -> I
         status = run.outcome
     except TrackingUnavailable:
         status = None
+        raise
+    except ClosedElsewhere:  # it stays as the other process left it; end() would only note that this one came back
+        status = None
+        run.came_back(run.client.get_run(run.run_id).info.status, "FAILED")
         raise
     except Exception as err:
         status = "FAILED"

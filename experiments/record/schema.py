@@ -17,10 +17,16 @@ CONFIG_HASH = "lenet.config_hash"  # on a job: the identity of its resolved conf
 DIVERGED = "lenet.diverged"  # on a job whose training loss became nan or inf: the epoch it stopped at
 REUSED = "lenet.reused."  # + run id, on a resumed sweep's parent: a FINISHED run of another sweep it counts
 GIT_DIRTY = "lenet.git_dirty"  # "true" when the checkout had uncommitted changes to tracked files
+GIT_DIFF = "lenet.git_diff"  # sha1 of those changes (git diff HEAD): two different edits differ here
+CODE = "lenet.code"  # fingerprint of the library code that computed the run's results (record.runs.code_version)
+ARTIFACTS = "lenet.artifacts"  # on a FINISHED job: its files, comma-separated (record.artifacts checks them)
 OWNER = "lenet.owner"  # host:pid:start of the process running the run
 HEARTBEAT = "lenet.heartbeat"  # unix seconds of the owner's last sign of life
 CLOSED = "lenet.closed"  # on a run closed because its process was gone: why and when
 CLAIM = "lenet.claim"  # on a parent: the launch that owns it now (a server store's claim protocol)
+CAME_BACK = "lenet.came_back"  # on a run closed while its process was paused: that it came back, and did nothing
+RESUMED = "lenet.resumed"  # on a parent taken up again by the same sweep: when, by whom, and how it had ended
+SUPERSEDED = "lenet.superseded"  # on an attempt of a job that its scheduler started again: why, and which run follows
 PARENT = "mlflow.parentRunId"
 OVERRIDES = "hydra.overrides"
 JOB_NUM = "hydra.job_num"
@@ -44,12 +50,11 @@ def sweeps_with_key(client, experiment_id: str, key: str, running: bool = False)
                               max_results=MANY)
 
 
-def finished_run(client, experiment_id: str, config_hash: str):
-    """The latest FINISHED run of this config in the experiment, if any."""
+def finished_runs(client, experiment_id: str, config_hash: str, limit: int = 5) -> list:
+    """The latest FINISHED runs of this config in the experiment, newest first."""
     flt = f"tags.`{CONFIG_HASH}` = '{config_hash}' and attributes.status = 'FINISHED'"
-    found = client.search_runs([experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"],
-                               max_results=1)
-    return found[0] if found else None
+    return client.search_runs([experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"],
+                              max_results=limit)
 
 
 def running_runs(client, experiment_id: str) -> list:
@@ -57,11 +62,13 @@ def running_runs(client, experiment_id: str) -> list:
     return client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=MANY)
 
 
-def running_jobs(client, experiment_id: str, sweep_id: str, job_num: int | None = None) -> list:
-    """RUNNING job runs of one sweep (of one Hydra job number, if given)."""
-    flt = f"attributes.status = 'RUNNING' and tags.`{SWEEP_ID}` = '{sweep_id}' and tags.`{ROLE}` = 'job'"
+def jobs_of(client, experiment_id: str, sweep_id: str, job_num: int | None = None, running: bool = True) -> list:
+    """Job runs of one sweep (of one Hydra job number, if given): the RUNNING ones, or every attempt."""
+    flt = f"tags.`{SWEEP_ID}` = '{sweep_id}' and tags.`{ROLE}` = 'job'"
     flt += f" and tags.`{JOB_NUM}` = '{job_num}'" if job_num is not None else ""
-    return client.search_runs([experiment_id], filter_string=flt, max_results=MANY)
+    flt += " and attributes.status = 'RUNNING'" if running else ""
+    return client.search_runs([experiment_id], filter_string=flt, order_by=["attributes.start_time ASC"],
+                              max_results=MANY)
 
 
 def children(client, experiment_id: str, parent_id: str) -> list:
@@ -77,7 +84,8 @@ def job_runs(client, experiment_id: str, parent_id: str) -> list:
     another sweep made (tagged lenet.reused.<run id> on its parent).
     """
     reused = [key.removeprefix(REUSED) for key in client.get_run(parent_id).data.tags if key.startswith(REUSED)]
-    return latest_per_config(children(client, experiment_id, parent_id) + [client.get_run(r) for r in reused])
+    attempts = [r for r in children(client, experiment_id, parent_id) if SUPERSEDED not in r.data.tags]
+    return latest_per_config(attempts + [client.get_run(r) for r in reused])
 
 
 def matching_jobs(client, experiment_id: str, where: str) -> list:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import shutil
 import sqlite3
 from pathlib import Path
@@ -169,10 +170,11 @@ def get_or_create(client: MlflowClient, experiment: str, artifact_location: str 
             found = client.get_experiment_by_name(experiment)
     if found.lifecycle_stage == "deleted":  # MLflow refuses new runs in it; its own message names no way out
         uri = client.tracking_uri
+        restore = (f"MLFLOW_TRACKING_URI={shlex.quote(uri)} mlflow experiments restore "
+                   f"--experiment-id {found.experiment_id}")
         raise ExperimentDeleted(
             f"the MLflow experiment {experiment!r} at {uri} was deleted (its runs are kept until the store is "
-            f"cleaned up); restore it with `MLFLOW_TRACKING_URI={uri} mlflow experiments restore --experiment-id "
-            f"{found.experiment_id}`, or name another with mlflow.experiment=NAME")
+            f"cleaned up); restore it with `{restore}`, or name another with mlflow.experiment=NAME")
     for key, value in EXPERIMENT_TAGS.items():  # experiments made before, or elsewhere: what the user set stays
         if key not in found.tags:
             client.set_experiment_tag(found.experiment_id, key, value)

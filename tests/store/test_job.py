@@ -1,6 +1,7 @@
 """One job, in this process: the real config composed as the run command composes it, a real MLflow store."""
 import logging
 import shutil
+import subprocess
 
 import pandas as pd
 import pytest
@@ -8,7 +9,8 @@ from mlflow.tracking import MlflowClient
 
 from experiments.config import compose_with_choices, config_hash
 from experiments.job import run_job
-from experiments.record.runs import RunLog, git_state
+from experiments.record import provenance
+from experiments.record.runs import RunLog
 from experiments.record.store import connect
 
 from ..support.store import job_config, runs_in
@@ -67,15 +69,40 @@ def test_identity_travels_a_run_finished_elsewhere_is_counted(tmp_path, idx_root
     assert config_hash(c) != config_hash(d)  # what is computed still tells jobs apart
 
 
-def test_runs_record_the_commit_and_whether_the_checkout_was_dirty(runs_dir):
-    state = git_state()
+def test_runs_record_the_commit_a_hash_of_uncommitted_changes_and_the_library_code(tmp_path, monkeypatch, runs_dir):
+    repo = tmp_path / "repo"
+    (repo / "lenet").mkdir(parents=True)
+    (repo / "lenet" / "model.py").write_text("bias = 0.0\n")
+    git = lambda *args: subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x", "--allow-empty")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lenet")
+    monkeypatch.setattr(provenance, "PROJECT_ROOT", repo)
+    monkeypatch.setattr(provenance, "LIBRARY", repo / "lenet")
+
+    def state():
+        provenance.git_state.cache_clear()
+        provenance.code_version.cache_clear()
+        return provenance.provenance()
+
+    clean = state()
+    assert clean["lenet.git_dirty"] == "false" and "lenet.git_diff" not in clean
+    (repo / "lenet" / "model.py").write_text("bias = 0.1\n")
+    first = state()
+    (repo / "lenet" / "model.py").write_text("bias = 0.2\n")
+    second = state()
+    assert first["lenet.git_dirty"] == second["lenet.git_dirty"] == "true"
+    assert first["lenet.git_diff"] != second["lenet.git_diff"]  # two different edits of one commit differ here
+    assert len({clean["lenet.code"], first["lenet.code"], second["lenet.code"]}) == 3
+    assert clean["mlflow.source.git.commit"] == second["mlflow.source.git.commit"]
+    monkeypatch.undo()
+    provenance.git_state.cache_clear()
+    provenance.code_version.cache_clear()
     run(runs_dir)
-    (only,) = runs_in(runs_dir)
-    if not state:
-        pytest.skip("not a git checkout")
+    (only,) = runs_in(runs_dir)  # this checkout's own, on a real run
+    assert only.data.tags["lenet.code"] == provenance.code_version()
     assert len(only.data.tags["mlflow.source.git.commit"]) == 40
-    assert only.data.tags["lenet.git_dirty"] in ("true", "false")
-    assert only.data.tags["lenet.git_dirty"] == state["lenet.git_dirty"]
 
 
 def test_an_error_while_logging_params_ends_the_run_failed(runs_dir, monkeypatch):
