@@ -72,11 +72,13 @@ def register_plugins() -> None:
     editable install (`pip install -e`, served by an import hook): register it, and its config, by hand."""
     from hydra.core.plugins import Plugins
 
-    try:
-        from hydra_plugins.lenet_sweeps import SlurmLauncher
-    except ImportError:  # without the 'slurm' extra there is none
-        return
-    Plugins.instance().register(SlurmLauncher)
+    import hydra_plugins.lenet_sweeps as ours
+
+    plugins = Plugins.instance()  # Hydra's plugin scan, once per process: our configs go in after it
+    for launcher in ("SlurmLauncher", "JoblibLauncher"):  # each there with its extra ('slurm', 'parallel')
+        if hasattr(ours, launcher):
+            plugins.register(getattr(ours, launcher))
+    ours.register_configs()
 
 
 def require_conf() -> None:

@@ -175,8 +175,10 @@ def cells(table: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
 
 
 def best_cell(cells_table: pd.DataFrame):
-    """The recipe with the highest score (failures at chance), or None; ties go to the fewer failures."""
-    ranked = cells_table[np.isfinite(cells_table["score_mean"].astype(float))] if len(cells_table) else cells_table
+    """The recipe with the highest score (failures at chance) among those with a run that trained, or None; ties
+    go to the fewer failures."""
+    ranked = cells_table[np.isfinite(cells_table["score_mean"].astype(float)) & (cells_table["n"] > 0)] \
+        if len(cells_table) else cells_table
     if ranked.empty:
         return None
     return ranked.sort_values(["score_mean", "failure_rate"], ascending=[False, True]).iloc[0]

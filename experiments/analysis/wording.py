@@ -179,7 +179,9 @@ def headline(v: Verdict) -> str:
     cells = v.cells
     best = best_cell(cells)
     if best is None:
-        return "No recipe has a run that counts yet: every run failed, was interrupted or is still running."
+        return ("No recipe has a run that trained: every run failed, was interrupted or is still running"
+                + (f" (failed: {int(cells['failed_runs'].sum())} of {int(cells['counted'].sum())} counted runs)."
+                   if len(cells) else "."))
     spread = (f"{int(best['n'])} of {int(best['counted'])} runs trained, {best['test_acc_min']:.4f} to "
               f"{best['test_acc_max']:.4f}" if best["n"] > 1 else f"{int(best['n'])} of {int(best['counted'])} "
               f"runs trained")

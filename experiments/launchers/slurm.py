@@ -17,17 +17,17 @@ wrong:
   `sacct`, which a cluster without an accounting daemon does not have, and waits for ever. Here a
   job that has left `squeue` for `dead_job_grace_s` without writing its result has died: its run is
   closed KILLED and the job counts as failed, so the wait is bounded by the job's time limit + the grace.
+- A job that waits PENDING (its node drained or down, the partition full): the sweep says why every
+  `pending_report_s`, and after `pending_timeout_min` cancels it and lists it as not run. A job its
+  node's failure requeued runs again; its first attempt's run is marked superseded (launchers).
 """
 from __future__ import annotations
 
 import logging
-import re
-import shutil
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
@@ -36,6 +36,7 @@ from omegaconf import OmegaConf
 
 from ..errors import Abort, JobError
 from ..record.liveness import close_killed
+from .slurm_cluster import queue_states, queued
 
 log = logging.getLogger(__name__)
 
@@ -43,146 +44,11 @@ CANCEL_WAIT_S = 60  # after scancel: SLURM's KillWait (30 s by default) then SIG
 WATCH = ("poll_s", "dead_job_grace_s", "pending_report_s", "pending_timeout_min")  # ours, not sbatch's
 
 
-class SlurmUnavailable(RuntimeError):
-    """SLURM's commands are missing or its controller does not answer."""
-
-
-def scontrol(*args: str) -> str:
-    if shutil.which("scontrol") is None:
-        raise SlurmUnavailable("hydra/launcher=slurm needs SLURM's commands (sbatch, scontrol) on this machine: "
-                               "none on PATH; run the sweep on the cluster's login node")
-    proc = subprocess.run(["scontrol", *args], capture_output=True, text=True, timeout=30)
-    if proc.returncode != 0:
-        first = (proc.stderr.strip().splitlines() or ["no answer"])[0]
-        raise SlurmUnavailable(f"SLURM's controller did not answer `scontrol {' '.join(args)}`: {first}")
-    return proc.stdout
-
-
-def records(text: str) -> list[dict[str, str]]:
-    """scontrol's one-line records (`-o`) as dicts; a value may hold spaces (OS=Linux 6.1 #1 SMP)."""
-    return [dict(re.findall(r"(\S+?)=(.*?)(?=\s+[^\s=]+=|$)", line)) for line in text.splitlines() if line.strip()]
-
-
-@dataclass
-class Partition:
-    name: str
-    up: bool
-    nodes: int
-    max_time_min: float  # inf: UNLIMITED
-    cpus: int  # the most any of its nodes has (or the partition's MaxCPUsPerNode, if lower)
-    mem_mb: float
-    gpus: int
-
-
-def minutes(value: str) -> float:
-    """SLURM's time format ([days-]hours:minutes:seconds, minutes, UNLIMITED) in minutes."""
-    if value in ("UNLIMITED", "INFINITE", "NONE", ""):
-        return float("inf")
-    days, _, clock = value.rpartition("-")
-    parts = [int(p) for p in clock.split(":")]
-    h, m, s = ([0] * (3 - len(parts)) + parts) if len(parts) > 1 else (0, parts[0], 0)
-    return int(days or 0) * 1440 + h * 60 + m + s / 60
-
-
-def gpu_count(gres: str) -> int:
-    """GPUs in a node's Gres (gpu:4, gpu:a100:2(S:0-1),shard:8, (null))."""
-    return sum(int(n) for n in re.findall(r"\bgpu(?::[^:,(]+)?:(\d+)", gres))
-
-
-def limit(value: str | None) -> float:
-    return float("inf") if value in (None, "UNLIMITED") else float(value)
-
-
-def partitions() -> dict[str, tuple[Partition, bool]]:
-    """Every partition of the cluster, and whether it is the default."""
-    nodes = {n["NodeName"]: n for n in records(scontrol("show", "node", "-o"))}
-    found = {}
-    for p in records(scontrol("show", "partition", "-o")):
-        members = [nodes[n] for n in expand_hostlist(p.get("Nodes", "")) if n in nodes]
-        found[p["PartitionName"]] = (Partition(
-            name=p["PartitionName"], up=p.get("State") == "UP", nodes=len(members),
-            max_time_min=minutes(p.get("MaxTime", "UNLIMITED")),
-            cpus=int(min(max((int(n.get("CPUTot", 0)) for n in members), default=0),
-                         limit(p.get("MaxCPUsPerNode")))),
-            mem_mb=min(max((float(n.get("RealMemory", 0)) for n in members), default=0),
-                       limit(p.get("MaxMemPerNode"))),
-            gpus=max((gpu_count(n.get("Gres", "")) for n in members), default=0)), p.get("Default") == "YES")
-    return found
-
-
-def expand_hostlist(hostlist: str) -> list[str]:
-    """SLURM's compact host list (node[01-03,07],gpu1) as names, as `scontrol show hostnames` does."""
-    if not hostlist or hostlist == "(null)":
-        return []
-    return scontrol("show", "hostnames", hostlist).split()
-
-
-def preflight(request: dict[str, Any]) -> None:
-    """Raise ValueError, in one line naming the resource, for a request the partition cannot satisfy."""
-    known = partitions()
-    wanted = request.get("partition")
-    if wanted is None:
-        defaults = [p for p, is_default in known.values() if is_default]
-        if not defaults:
-            raise ValueError(f"the cluster has no default partition; choose one with hydra.launcher.partition=NAME "
-                             f"({', '.join(known)})")
-        part = defaults[0]
-    elif wanted not in known:
-        raise ValueError(f"hydra.launcher.partition {wanted!r} is not a partition of this cluster; "
-                         f"choose one of: {', '.join(known)}")
-    else:
-        part = known[wanted][0]
-    for problem in shortfalls(request, part):
-        raise ValueError(f"hydra/launcher=slurm asks for {problem}")
-    if not part.up:
-        raise ValueError(f"partition {part.name!r} is not UP: its jobs would wait PENDING until it is")
-
-
-def shortfalls(request: dict[str, Any], part: Partition) -> list[str]:
-    """What the request asks for beyond the partition, each as 'what, but what there is; how to fix'."""
-    tasks = request.get("tasks_per_node") or 1
-    gpus = request.get("gpus_per_node") or (request.get("gpus_per_task") or 0) * tasks
-    cpus = (request.get("cpus_per_task") or 1) * tasks
-    mem_mb = (request.get("mem_gb") or 0) * 1024
-    nodes = request.get("nodes") or 1
-    timeout = request.get("timeout_min") or 0
-    where = f"partition {part.name!r}"
-    found = []
-    if gpus > part.gpus:
-        fix = "hydra.launcher.gpus_per_node=0" if part.gpus == 0 else f"hydra.launcher.gpus_per_node={part.gpus}"
-        found.append(f"{gpus} GPU(s) per node (hydra.launcher.gpus_per_node), but {where} has "
-                     f"{'no GPUs' if part.gpus == 0 else f'at most {part.gpus} per node'}; for it: {fix}")
-    if cpus > part.cpus:
-        found.append(f"{cpus} CPUs per node (hydra.launcher.cpus_per_task x tasks_per_node), but the nodes of {where} "
-                     f"have at most {part.cpus}; for it: hydra.launcher.cpus_per_task={max(1, part.cpus // tasks)}")
-    if mem_mb > part.mem_mb:
-        found.append(f"{request['mem_gb']} GB per node (hydra.launcher.mem_gb), but the nodes of {where} have at most "
-                     f"{part.mem_mb / 1024:.1f} GB; for it: hydra.launcher.mem_gb={max(1, int(part.mem_mb // 1024))}")
-    if nodes > part.nodes:
-        found.append(f"{nodes} nodes per job (hydra.launcher.nodes), but {where} has {part.nodes}")
-    if timeout > part.max_time_min:
-        found.append(f"{timeout} minutes per job (hydra.launcher.timeout_min), but {where} allows at most "
-                     f"{part.max_time_min:g}; for it: hydra.launcher.timeout_min={int(part.max_time_min)}")
-    return found
-
-
-def queued(job_ids: Sequence[str]) -> set[str] | None:
-    """Which of these jobs (array tasks as 123_4) SLURM still holds; None when squeue cannot say now."""
-    mains = sorted({j.split("_")[0] for j in job_ids})
-    proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i", "-j", ",".join(mains)], capture_output=True,
-                          text=True, timeout=30)
-    if proc.returncode != 0:  # squeue answers an error for ids it no longer knows at all
-        if "Invalid job id" in proc.stderr:
-            return set()
-        return None
-    return set(proc.stdout.split())
-
-
 def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
     """SlurmLauncher.launch: submit the jobs, wait for each to return or die; cancel them on Ctrl-C/SIGTERM."""
     jobs = submit(launcher, job_overrides, initial_job_idx)
     try:
-        dead = wait(jobs, launcher.params["poll_s"], launcher.params["dead_job_grace_s"])
+        dead = wait(jobs, launcher.params)
     except KeyboardInterrupt:  # process.Interrupted: Ctrl-C or SIGTERM of the sweep
         log.warning("cancelling the sweep's %d SLURM job(s)", len(jobs))
         cancel(launcher.config, jobs)
@@ -247,23 +113,61 @@ def close_runs(config, jobs: list, reason: str) -> None:
             close_killed(client, run, f"{reason} (SLURM job {job.job_id})")
 
 
-def wait(jobs: list, poll_s: float, grace_s: float) -> dict:
-    """Wait until every job has a result or has died; return {dead job: why}."""
+def wait(jobs: list, params: dict) -> dict:
+    """Wait until every job has a result, has died, or has waited PENDING too long (cancelled); {job: why}.
+
+    A job gone from the queue for dead_job_grace_s without a result has died; one PENDING for
+    pending_timeout_min is cancelled; while any is PENDING, why is said every pending_report_s.
+    """
+    poll_s, grace_s, report_s = params["poll_s"], params["dead_job_grace_s"], params["pending_report_s"]
+    timeout_s = params["pending_timeout_min"] * 60
     missing_since: dict = {}
+    pending_since: dict = {}
     dead: dict = {}
+    reported = time.monotonic()
     while True:
-        waiting = [j for j in jobs if j not in dead and not j.paths.result_pickle.exists()]
+        states = queue_states([j.job_id for j in jobs if j not in dead])
+        # Done: a result, and out of the queue (a requeued job has its first attempt's result, and runs again).
+        waiting = [j for j in jobs if j not in dead and not (j.paths.result_pickle.exists() and states is not None
+                                                                 and j.job_id not in states)]
         if not waiting:
             return dead
-        held = queued([j.job_id for j in waiting])
         now = time.monotonic()
         for job in waiting:
-            if held is None or job.job_id in held:
+            state, reason = (states or {}).get(job.job_id, ("", ""))
+            if states is None or state or job.paths.result_pickle.exists():
                 missing_since.pop(job, None)
             elif now - missing_since.setdefault(job, now) > grace_s:
                 dead[job] = f"left the queue without a result (killed, timed out or its node lost; " \
                             f"no result {grace_s:g} s later)"
+            if state == "PENDING":
+                since = pending_since.setdefault(job, (now, reason))[0]
+                pending_since[job] = (since, reason)
+                if now - since > timeout_s:
+                    dead[job] = give_up(job, reason, now - since)
+            else:
+                pending_since.pop(job, None)
+        if pending_since and now - reported >= report_s:
+            reported = now
+            for job, (since, reason) in pending_since.items():
+                if job not in dead:
+                    log.warning("waiting: SLURM job %s (%s) is PENDING since %.0f s: %s; the sweep gives up on it "
+                                "after %g min (hydra.launcher.pending_timeout_min)", job.job_id, job_name(job),
+                                now - since, reason, params["pending_timeout_min"])
         time.sleep(poll_s)
+
+
+def give_up(job, reason: str, waited_s: float) -> str:
+    """Cancel a job that waited PENDING too long; why, in a line."""
+    subprocess.run(["scancel", job.job_id], capture_output=True, timeout=30)
+    log.error("%s: SLURM job %s waited PENDING %.0f s (%s): cancelled, not run", job_name(job), job.job_id, waited_s,
+              reason)
+    return f"waited PENDING {waited_s:.0f} s ({reason}) and was cancelled, not run; rerun the same command when the " \
+           f"cluster can run it"
+
+
+def job_name(job) -> str:
+    return " ".join(filter_overrides(job.submission().args[0]))
 
 
 def job_return(job) -> JobReturn:

@@ -135,13 +135,14 @@ class Heartbeat:
                     log.debug("heartbeat of %s not sent: %s", run_id, err)
 
 
-def close_sweep_runs(client, experiment_id: str, sweep_id: str, reason: str, wait_s: float = 10.0) -> list[str]:
-    """End KILLED every job run of this sweep still RUNNING when the sweep stopped (a parallel launcher's
-    workers that were stopped with it, or died): those whose process is gone at once, a live one after
-    giving it wait_s to end its run itself. Returns the ids closed."""
+def close_sweep_runs(client, experiment_id: str, sweep_id: str, reason: str, wait_s: float = 10.0,
+                     job_num: int | None = None) -> list:
+    """End KILLED every job run of this sweep (of one job number, if given) still RUNNING when the sweep stopped
+    or its workers died: those whose process is gone at once, a live one after giving it wait_s to end its run
+    itself (a parallel launcher's worker, stopped with the sweep). Returns the runs closed."""
     deadline = time.monotonic() + wait_s
     while True:
-        running = jobs_of(client, experiment_id, sweep_id)
+        running = jobs_of(client, experiment_id, sweep_id, job_num)
         alive = [r for r in running if gone(r.data.tags, r.info.start_time, float("inf")) is None]
         if not alive or time.monotonic() >= deadline:
             break
@@ -149,4 +150,4 @@ def close_sweep_runs(client, experiment_id: str, sweep_id: str, reason: str, wai
     for run in running:
         why = gone(run.data.tags, run.info.start_time, float("inf")) or "its process was still running"
         close_killed(client, run, f"{reason} ({why})")
-    return [r.info.run_id for r in running]
+    return running

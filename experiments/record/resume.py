@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from .provenance import code_version
+from . import provenance
 from .schema import ARTIFACTS, CODE, finished_runs
 
 log = logging.getLogger(__name__)
@@ -18,9 +18,9 @@ def earlier_result(client, experiment_id: str, config_hash: str, name: str, othe
     found = finished_runs(client, experiment_id, config_hash)
     for run in found:
         code = run.data.tags.get(CODE, "unknown")
-        if code != code_version() and not other_code:
+        if code != provenance.code_version() and not other_code:
             log.info("%s: its FINISHED run %s was made by other library code (lenet.code %s, now %s); training it "
-                     "again (reuse_other_code=true counts it)", name, run.info.run_id, code, code_version())
+                     "again (reuse_other_code=true counts it)", name, run.info.run_id, code, provenance.code_version())
             return None
         missing = missing_files(client, run)
         if not missing:

@@ -1,8 +1,10 @@
-"""lenet-sweeps' Hydra plugin: the SLURM launcher of conf/hydra/launcher/slurm.yaml, and its config.
+"""lenet-sweeps' Hydra plugin: the launchers of hydra/launcher=slurm (conf/hydra/launcher/slurm.yaml) and
+hydra/launcher=joblib, and their configs.
 
 Hydra instantiates launchers only from the hydra_plugins package and imports every module in it at
-start-up, so this stays small: the behaviour is in experiments.launchers.slurm, imported when a sweep
-launches. Without the 'slurm' extra there is nothing to define (and nothing for Hydra to warn about).
+start-up, so this stays small: the behaviour is in experiments.launchers, imported when a sweep
+launches. Without the 'slurm' or 'parallel' extra there is nothing to define for it (and nothing for
+Hydra to warn about).
 """
 from dataclasses import dataclass
 from typing import Sequence
@@ -14,7 +16,6 @@ except ImportError:
     SubmititSlurmLauncher = None
 
 if SubmititSlurmLauncher is not None:
-    from hydra.core.config_store import ConfigStore
     from hydra.core.utils import JobReturn
 
     class SlurmLauncher(SubmititSlurmLauncher):
@@ -35,5 +36,43 @@ if SubmititSlurmLauncher is not None:
         pending_report_s: float = 60.0  # while jobs wait PENDING, say why this often
         pending_timeout_min: float = 60.0  # jobs still PENDING after this long: the sweep gives up on them
 
-    ConfigStore.instance().store(group="hydra/launcher", name="lenet_slurm", node=LenetSlurmConf,
-                                 provider="lenet_sweeps")
+
+
+try:
+    from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
+    from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher as HydraJoblibLauncher
+except ImportError:
+    HydraJoblibLauncher = None
+
+if HydraJoblibLauncher is not None:
+    from hydra.core.utils import JobReturn
+
+    class JoblibLauncher(HydraJoblibLauncher):
+        """Hydra's joblib launcher whose sweep survives a worker that dies: its run closed, the rest launched."""
+
+        def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+            from experiments.launchers.joblib import launch
+
+            return launch(self, job_overrides, initial_job_idx)
+
+    @dataclass
+    class LenetJoblibConf(JobLibLauncherConf):
+        _target_: str = "hydra_plugins.lenet_sweeps.JoblibLauncher"
+        retries: int = 1  # when a worker dies: how often the jobs left without a result are launched again
+
+
+
+def register_configs() -> None:
+    """Store the launchers' configs; hydra/launcher=joblib in place of Hydra's own. Hydra's plugin scan imports
+    its joblib plugin's config module again, so experiments.config.register_plugins calls this after the scan."""
+    from hydra.core.config_store import ConfigStore
+
+    if SubmititSlurmLauncher is not None:
+        ConfigStore.instance().store(group="hydra/launcher", name="lenet_slurm", node=LenetSlurmConf,
+                                     provider="lenet_sweeps")
+    if HydraJoblibLauncher is not None:
+        ConfigStore.instance().store(group="hydra/launcher", name="joblib", node=LenetJoblibConf,
+                                     provider="lenet_sweeps")
+
+
+register_configs()

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from experiments.record.liveness import me
+from experiments.record.liveness import close_killed, me
 
 from ..support.commands import printed, run, start
 from ..support.store import client_of, runs_in
@@ -67,6 +67,7 @@ def test_runs_of_a_killed_process_are_closed_when_the_sweep_is_run_again(runs_di
     assert sorted(r.info.status for r in runs_in(runs_dir)) == ["FINISHED", "FINISHED", "KILLED"]
     (parent,) = runs_in(runs_dir, "sweep")
     assert parent.info.status == "FINISHED" and parent.info.run_id == closed.data.tags["mlflow.parentRunId"]
+    assert "lenet.closed" not in parent.data.tags  # it was closed KILLED, then resumed: that is history now
 
 
 @pytest.mark.parametrize("after_s", [0.5, 2.0])  # importing torch and MLflow; composing and checking every job
@@ -77,3 +78,34 @@ def test_ctrl_c_while_the_command_starts_is_one_line_and_nothing_is_written(tmp_
     output = proc.communicate(timeout=60)[0]
     assert (proc.returncode, output) == (130, "interrupted while starting: nothing was run or written\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_process_paused_past_the_heartbeat_timeout_never_writes_over_the_record_closed_meanwhile(runs_dir):
+    command = sweep_command(runs_dir, "+model.signal_name=SIGSTOP", "mlflow.heartbeat_s=1")  # it stops itself
+    proc = start(*command)
+    deadline = time.monotonic() + 120
+    while open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "T":  # stopped at epoch 2
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    client = client_of(runs_dir)
+    (job,) = runs_in(runs_dir)
+    (parent,) = runs_in(runs_dir, "sweep")
+    for paused in (job, parent):  # as a sweep on another host does once the heartbeats stop (liveness.close_killed)
+        close_killed(client, paused, "no heartbeat from process 1 on elsewhere since 2026-11-30T00:00:00+00:00 "
+                                  "(over 600 s)")
+    proc.send_signal(signal.SIGCONT)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 1 and "Traceback" not in output, output
+    (error,) = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert "was paused (suspended, stopped) for longer than the heartbeat timeout" in error
+    job, parent = client.get_run(job.info.run_id), client.get_run(parent.info.run_id)
+    assert job.info.status == parent.info.status == "KILLED"  # never FINISHED over the closing
+    assert "came back at" in job.data.tags["lenet.came_back"] and "left it KILLED" in job.data.tags["lenet.came_back"]
+    assert "came back at" in parent.data.tags["lenet.came_back"]
+    assert [m.step for m in client.get_metric_history(job.info.run_id, "train_loss")] == [1]  # nothing logged after
+
+    again = run(*command)  # the same sweep, resumed: its parent's closing is history now
+    assert "Resuming sweep" in printed(again)
+    (parent,) = runs_in(runs_dir, "sweep")
+    assert parent.info.status == "FINISHED" and "after it had ended KILLED" in parent.data.tags["lenet.resumed"]
+    assert "lenet.closed" not in parent.data.tags and "lenet.came_back" not in parent.data.tags

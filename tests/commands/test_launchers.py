@@ -1,9 +1,11 @@
 """The same sweep command with other launchers, a sweeper and a tracking server: one parent, one child per job."""
+import signal
+
 import pytest
 
 from experiments import export
 
-from ..support.commands import printed, run
+from ..support.commands import printed, run, start
 from ..support.servers import MlflowServer
 from ..support.store import client_of, runs_in, the_sweep
 
@@ -70,3 +72,36 @@ def test_sweep_logs_to_a_tracking_server_and_export_reads_it_back(tracking_serve
     assert not (tmp_path / "runs" / "mlflow.db").exists()  # nothing went to the local store
     assert export.main(["--tracking-uri", uri, "--out", str(tmp_path / "exports")]) == 0
     assert capsys.readouterr().out.count("| FINISHED |") == 2
+
+
+JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.epochs=2", "trainer.progress=lines",
+          "mlflow.log_model=false", "model._target_=tests.support.faults.signalling_lenet"]
+
+
+def test_a_joblib_worker_that_dies_is_named_its_run_closed_and_its_job_run_again(runs_dir):
+    # The first job's worker kills itself as its second epoch starts (kill -9, as the out-of-memory killer does).
+    proc = run("experiments.run", "-m", "model=classic,d2l", *JOBLIB, "+model.signal_name=SIGKILL",
+               f"+model.tally={runs_dir}/signals", f"runs_dir={runs_dir}")
+    output = printed(proc)
+    assert "Traceback" not in output and "TerminatedWorkerError" not in output
+    died = [line for line in output.splitlines() if "its worker process died" in line]
+    assert len(died) == 1 and "; its run is closed KILLED; it is launched again" in died[0]
+    jobs = runs_in(runs_dir)
+    assert sorted(r.info.status for r in jobs if r.info.status != "KILLED") == ["FINISHED", "FINISHED"]
+    for killed in (r for r in jobs if r.info.status == "KILLED"):  # the dead worker's attempt (and any it took along)
+        assert "its joblib worker died" in killed.data.tags["lenet.closed"]
+    (parent,) = runs_in(runs_dir, "sweep")
+    assert parent.info.status == "FINISHED" and "2 of 2 runs finished" in output
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_joblib_sweep_stopped_by_a_signal_to_its_process_group_leaves_no_run_running(runs_dir, sig):
+    # A batch system's time limit sends SIGTERM to the whole process group; Ctrl-C sends SIGINT to it.
+    proc = start("experiments.run", "-m", "model=classic,d2l", *JOBLIB, f"+model.signal_name={sig.name}",
+                 "+model.to=group", f"+model.tally={runs_dir}/signals", f"runs_dir={runs_dir}", session=True)
+    output = proc.communicate(timeout=180)[0]
+    assert proc.returncode == 128 + sig and "Traceback" not in output, output
+    assert "KILLED by ;" not in output
+    jobs = runs_in(runs_dir)
+    (parent,) = runs_in(runs_dir, "sweep")
+    assert jobs and {r.info.status for r in jobs} == {"KILLED"} and parent.info.status == "KILLED"

@@ -133,3 +133,39 @@ def test_a_request_sbatch_refuses_ends_the_sweep_in_one_line(cluster, runs_dir):
     assert "No runs: the sweep ended before any of its jobs started one." in printed(proc)
     (parent,) = runs_in(runs_dir, "sweep")
     assert parent.info.status == "FAILED"  # ended by an error, not by a signal
+
+
+@pytest.fixture
+def drained_node(cluster):
+    """The cluster's one node drained (no new job starts there), resumed afterwards."""
+    node = subprocess.run(["sinfo", "-h", "-o", "%N"], capture_output=True, text=True, check=True).stdout.split()[0]
+    subprocess.run(["scontrol", "update", f"nodename={node}", "state=drain", "reason=lenet-test"], check=True)
+    yield node
+    subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], check=False)
+
+
+def test_jobs_waiting_on_a_drained_node_are_reported_and_given_up_on_in_one_line(drained_node, runs_dir):
+    proc = run("experiments.run", "-m", "model=classic,d2l", *CPU_PARTITION, *QUICK, f"runs_dir={runs_dir}",
+               "hydra.launcher.pending_report_s=2", "hydra.launcher.pending_timeout_min=0.2", check=False)
+    output = printed(proc)
+    assert proc.returncode == 1 and "Traceback" not in output, output
+    waiting = [line for line in output.splitlines() if "is PENDING since" in line]
+    assert len(waiting) >= 4 and "Nodes required for job are DOWN, DRAINED" in waiting[0]  # said while it waited
+    assert output.count("waited PENDING") >= 2 and "cancelled, not run" in output
+    assert queue() == []  # given up on: nothing left waiting on the cluster
+    (parent,) = runs_in(runs_dir, "sweep")
+    assert parent.info.status == "FAILED" and runs_in(runs_dir) == []
+
+
+def test_a_requeued_job_runs_again_and_its_config_has_one_result(cluster, runs_dir):
+    # The job asks SLURM to requeue it as its second epoch starts (its first attempt only), as a node set
+    # down does to the jobs on it: SLURM stops that attempt and runs the job again.
+    proc = run("experiments.run", "-m", "model=classic", *CPU_PARTITION, *QUICK, "trainer.epochs=2",
+               "model._target_=tests.support.faults.requeueing_lenet", f"runs_dir={runs_dir}", timeout=400)
+    assert "1 of 1 runs finished" in printed(proc)
+    first, second = runs_in(runs_dir)
+    assert first.info.status == "KILLED" and "SLURM started job" in first.data.tags["lenet.superseded"]
+    assert second.info.status == "FINISHED" and first.data.tags["slurm.job_id"] == second.data.tags["slurm.job_id"]
+    parent, _ = the_sweep(runs_dir)
+    assert parent.info.status == "FINISHED"
+    assert client_of(runs_dir).get_run(parent.info.run_id).data.metrics["runs_total"] == 1  # one run for one config

@@ -144,3 +144,24 @@ def test_composed_choices_name_the_group_options():
     cfg, choices = compose_with_choices(["model=d2l", "optim=sgd"])
     assert (choices["model"], choices["optim"], choices["data"]) == ("d2l", "sgd", "mnist5k")
     assert "hydra" not in cfg and not any(group.startswith("hydra") for group in choices)
+
+
+def test_a_finished_run_whose_files_are_gone_is_trained_again(runs_dir, caplog):
+    caplog.set_level(logging.INFO, logger="experiments.record.resume")
+    first = run(runs_dir)
+    done = MlflowClient(f"sqlite:///{runs_dir}/mlflow.db").get_run(first.run_id)
+    assert set(done.data.tags["lenet.artifacts"].split(",")) >= {"model_best.pt", "predictions.csv", "history.csv"}
+    shutil.rmtree(done.info.artifact_uri.removeprefix("file://"))  # the user cleaned up a disk
+    second = run(runs_dir)
+    assert second.status == "FINISHED" and second.run_id != first.run_id  # not counted: trained again
+    assert f"its FINISHED run {first.run_id} lacks " in caplog.text and "model_best.pt" in caplog.text
+
+
+def test_a_finished_run_of_other_library_code_is_trained_again_unless_asked(runs_dir, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="experiments.record.resume")
+    first = run(runs_dir)
+    monkeypatch.setattr(provenance, "code_version", lambda: "0123456789ab")  # lenet/ changed since (injected)
+    assert run(runs_dir, "reuse_other_code=true").run_id == first.run_id  # asked: counted, as before
+    second = run(runs_dir)
+    assert second.status == "FINISHED" and second.run_id != first.run_id
+    assert "was made by other library code" in caplog.text and "reuse_other_code=true counts it" in caplog.text

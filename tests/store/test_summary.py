@@ -1,4 +1,5 @@
-"""The summary and the export never crash on what a sweep can produce (runs made in a real store)."""
+"""The summary and the export of what a sweep can leave in a real store: failed and empty cells, seeds only,
+one run, a run still running; each summary checked for what it says, not only that it was written."""
 import json
 import math
 
@@ -7,22 +8,24 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from experiments import export
+from experiments.record.liveness import me
 
-STATUS = {"FINISHED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED", "DIVERGED": "FAILED"}
+STATUS = {"FINISHED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED", "DIVERGED": "FAILED", "RUNNING": "RUNNING"}
 
 
-def make_sweep(runs_dir, swept, runs):
+def make_sweep(runs_dir, swept, runs, parent_status="FAILED"):
     """A parent run and its job runs, as a sweep leaves them: runs are (params, status, test_acc)."""
     client = MlflowClient(f"sqlite:///{runs_dir}/mlflow.db")
     experiment_id = client.create_experiment("lenet-sweeps", artifact_location=(runs_dir / "art").as_uri())
     parent = client.create_run(experiment_id, run_name="sweep", tags={
-        "lenet.role": "sweep", "lenet.sweep_id": "s1", "hydra.overrides": "x", "lenet.swept": json.dumps(swept)})
+        "lenet.role": "sweep", "lenet.sweep_id": "s1", "hydra.overrides": "x", "lenet.swept": json.dumps(swept),
+        "lenet.owner": me()})
     for i, (params, status, acc) in enumerate(runs):
         run = client.create_run(experiment_id, run_name=f"job{i}", tags={
             "lenet.role": "job", "mlflow.parentRunId": parent.info.run_id, "lenet.config_hash": f"h{i}",
             "hydra.job_num": str(i), **({"lenet.diverged": "2"} if status == "DIVERGED" else {})})
         full = {"model": "classic", "optim": "adam", "seed": 0, "model.activation": "relu", "model.pool": "max",
-                "optim.lr": 0.001, "data": "mnist5k", "trainer.epochs": 2, **params}
+                "optim.lr": 0.001, "data": "mnist5k", "trainer.epochs": 2, "test_size": 100, **params}
         for key, value in full.items():
             client.log_param(run.info.run_id, key, value)
         epochs = 2 if status in ("FINISHED", "DIVERGED") else 1
@@ -33,8 +36,10 @@ def make_sweep(runs_dir, swept, runs):
         if status == "FINISHED":
             for key, value in {"test_acc": acc, "best_val_acc": acc, "train_seconds": 1.0}.items():
                 client.log_metric(run.info.run_id, key, value, step=2)
-        client.set_terminated(run.info.run_id, STATUS[status])
-    client.set_terminated(parent.info.run_id, "FAILED")
+        if status != "RUNNING":
+            client.set_terminated(run.info.run_id, STATUS[status])
+    if parent_status != "RUNNING":
+        client.set_terminated(parent.info.run_id, parent_status)
     return client
 
 
@@ -55,26 +60,49 @@ def grid(statuses, seeds=(0,)):
     return runs
 
 
-@pytest.mark.parametrize("statuses", [
-    ["FAILED", "DIVERGED", "KILLED", "DIVERGED"],  # nothing finished
-    ["FINISHED", "DIVERGED", "FINISHED", "KILLED"],  # cells with no finished run beside finished ones
+@pytest.mark.parametrize("statuses, best, counts", [
+    (["FAILED", "DIVERGED", "KILLED", "DIVERGED"], None, ["3 of 3", "3 of 3", "0 of 0", "3 of 3"]),  # nothing trained
+    (["FINISHED", "DIVERGED", "FINISHED", "KILLED"], "classic, adam", ["0 of 3", "3 of 3", "0 of 3", "0 of 0"]),
 ])
-def test_a_factorial_where_cells_have_no_finished_run(runs_dir, capsys, statuses):
+def test_a_factorial_where_cells_have_no_run_that_trained(runs_dir, capsys, statuses, best, counts):
     make_sweep(runs_dir, ["model", "optim", "seed"], grid(statuses, seeds=(0, 1, 2)))
     printed, table = run_export(runs_dir, capsys)
     assert len(table) == 12 and list(table["status"][::3]) == statuses
-    assert "DIVERGED" in printed
+    cells = pd.read_csv(runs_dir / "out" / "s1" / "cells.csv").set_index("cell")
+    assert [f"{int(c['failed_runs'])} of {int(c['counted'])}" for _, c in cells.iterrows()] == counts
+    assert int(cells["interrupted"].sum()) == 3 * statuses.count("KILLED")  # a Ctrl-C: shown, in no rate
+    if best is None:
+        assert "No recipe has a run that trained: every run failed" in printed and "Best recipe" not in printed
+        assert "no run trained: nothing to model" in printed
+    else:
+        assert printed.count(f"Best recipe: {best},") == 1
+        assert "not estimable (a cell has no run that trained)" in printed  # never filled in by the model
 
 
-@pytest.mark.parametrize("statuses", [["FINISHED"] * 3, ["DIVERGED"] * 3, ["KILLED", "FAILED", "DIVERGED"],
-                                      ["FINISHED", "DIVERGED", "KILLED"]])
-def test_a_sweep_of_seeds_only(runs_dir, capsys, statuses):
+def test_a_seeds_only_sweep_says_what_each_run_came_to(runs_dir, capsys):
+    statuses = ["FINISHED", "DIVERGED", "KILLED"]
     make_sweep(runs_dir, ["seed"], [({"seed": s}, status, 0.9 + 0.01 * s) for s, status in enumerate(statuses)])
     printed, table = run_export(runs_dir, capsys)
-    assert list(table["status"]) == statuses
+    assert list(table["status"]) == statuses and list(table["outcome"]) == ["ok", "diverged", "interrupted"]
+    assert "| all runs |      3 |         1 | 1 of 2 (1 diverged; 95% CI 0.01 to 0.99); not counted: 1 interrupted |" \
+        in printed
 
 
-def test_a_sweep_of_one_run(runs_dir, capsys):
+def test_a_sweep_of_one_run_shows_its_test_set_interval(runs_dir, capsys):
     make_sweep(runs_dir, ["model"], [({}, "FINISHED", 0.93)])
-    _, table = run_export(runs_dir, capsys)
+    printed, table = run_export(runs_dir, capsys)
     assert list(table["test_acc"]) == [0.93]
+    assert "0.9300 (one run; 95% Wilson, 100 test images: " in printed
+
+
+def test_an_export_while_the_sweep_runs_shows_running_runs_and_leaves_its_parent_alone(runs_dir, capsys):
+    client = make_sweep(runs_dir, ["model", "seed"], [({"model": "classic", "seed": 0}, "FINISHED", 0.93),
+                                                     ({"model": "classic", "seed": 1}, "RUNNING", math.nan)],
+                        parent_status="RUNNING")
+    printed, table = run_export(runs_dir, capsys)
+    assert list(table["outcome"]) == ["ok", "running"]
+    assert "This sweep is still running" in printed and "1 run is still running" in printed
+    assert "1 of 1 failed" not in printed and "0 of 1" in printed  # the running run is in no rate
+    (parent,) = [r for r in client.search_runs(["1"]) if r.data.tags.get("lenet.role") == "sweep"]
+    assert parent.info.status == "RUNNING" and "mlflow.note.content" not in parent.data.tags  # left alone
+    assert not client.list_artifacts(parent.info.run_id)

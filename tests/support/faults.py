@@ -6,6 +6,7 @@ moment: a bug in the training step, or a signal sent when the first epoch ends.
 import os
 import signal
 import subprocess
+import time
 
 import torch
 
@@ -61,4 +62,21 @@ def signalling_lenet(signal_name: str = "SIGTERM", to: str = "process", twice: b
             os.kill(os.getpid(), sig)
 
     net.register_forward_pre_hook(send)
+    return net
+
+
+def requeueing_lenet(**kw):
+    """LeNet-5 whose SLURM job asks SLURM to requeue it as its second epoch starts, on its first attempt only
+    (as a node going down does to the jobs on it), then waits to be stopped."""
+    net = lenet_classic(**kw)
+    state = {"evaluated": False}
+
+    def requeue(module, args):
+        if not module.training:
+            state["evaluated"] = True
+        elif state["evaluated"] and os.environ.get("SLURM_RESTART_COUNT", "0") == "0":
+            subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=True)
+            time.sleep(120)  # SLURM stops this attempt meanwhile
+
+    net.register_forward_pre_hook(requeue)
     return net

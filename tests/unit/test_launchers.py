@@ -44,7 +44,7 @@ def test_the_slurm_launcher_is_a_hydra_plugin_even_in_an_editable_install():
 
 
 def test_slurm_limits_are_read_as_scontrol_writes_them():
-    from experiments.launchers.slurm import Partition, gpu_count, minutes, records, shortfalls
+    from experiments.launchers.slurm_cluster import Partition, gpu_count, minutes, records, shortfalls
 
     (node,) = records("NodeName=gpu01 Arch=x86_64 CPUTot=64 Gres=gpu:a100:4(S:0-1),shard:8 "
                       "OS=Linux 6.1.0-18-amd64 #1 SMP PREEMPT_DYNAMIC RealMemory=515000 State=IDLE")

@@ -1,0 +1,100 @@
+"""hydra/launcher=joblib: jobs side by side in worker processes, made to end well when a worker does not.
+
+The launcher class is hydra_plugins.lenet_sweeps.JoblibLauncher; what it does is here. Hydra's own
+joblib launcher waits for every job's result at once: a worker that dies (kill -9, the out-of-memory
+killer) breaks the whole pool, and the sweep ends in joblib's 30-line TerminatedWorkerError with the
+dead worker's run left RUNNING and the jobs not yet started never run. Here the results are taken as
+they come; when the pool breaks, the runs its workers left RUNNING are closed KILLED (one line per job,
+naming it), and the jobs without a result are launched again in a fresh pool (`retries` times), then
+listed as not run. A rerun of the same command resumes whatever is left.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
+from omegaconf import open_dict
+
+from ..errors import JobError
+
+log = logging.getLogger(__name__)
+
+
+def execute_job(idx: int, overrides: Sequence[str], hydra_context, config, task_function,
+                singleton_state: dict[Any, Any]) -> tuple[int, JobReturn]:
+    """One job in a worker process, as Hydra's joblib launcher runs it; returned with its index."""
+    setup_globals()
+    Singleton.set_state(singleton_state)
+    sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+    with open_dict(sweep_config):
+        sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
+        sweep_config.hydra.job.num = idx
+    HydraConfig.instance().set_config(sweep_config)
+    return idx, run_job(hydra_context=hydra_context, config=sweep_config, task_function=task_function,
+                        job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+
+
+def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+    """JoblibLauncher.launch: every job's JobReturn, in order; those whose worker died, or that never ran, FAILED."""
+    from joblib import Parallel, delayed
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    setup_globals()
+    configure_log(launcher.config.hydra.hydra_logging, launcher.config.hydra.verbose)
+    Path(str(launcher.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    options = {k: v for k, v in launcher.joblib.items() if k != "retries"} | {"backend": "loky"}
+    for key in ("pre_dispatch", "batch_size", "max_nbytes"):  # as Hydra's launcher reads them
+        if str(options.get(key) or "").isdigit():
+            options[key] = int(options[key])
+    log.info("Joblib.Parallel(%s) is launching %d jobs", ",".join(f"{k}={v}" for k, v in options.items()),
+             len(job_overrides))
+    jobs = {initial_job_idx + i: list(overrides) for i, overrides in enumerate(job_overrides)}
+    for idx, overrides in jobs.items():
+        log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+    state, returns = Singleton.get_state(), {}
+    for attempt in range(launcher.joblib.get("retries", 1) + 1):
+        pending = [idx for idx in jobs if idx not in returns]
+        calls = (delayed(execute_job)(idx, jobs[idx], launcher.hydra_context, launcher.config,
+                                      launcher.task_function, state) for idx in pending)
+        try:
+            for idx, result in Parallel(**options, return_as="generator_unordered")(calls):
+                returns[idx] = result
+            break
+        except TerminatedWorkerError:  # one worker died, and the pool with it: close what it left, then go on
+            left = [idx for idx in jobs if idx not in returns]
+            closed = close_left_runs(launcher.config, left)
+            for name in closed.values():
+                log.error("%s: its worker process died (killed by hand, or by the system for memory); its run is "
+                          "closed KILLED%s", name, "; it is launched again" if attempt < launcher.joblib.get(
+                              "retries", 1) else "")
+            if attempt < launcher.joblib.get("retries", 1):
+                log.warning("a worker died and took joblib's pool with it: %d job(s) without a result are launched "
+                            "again in a fresh pool", len(left))
+    for idx in jobs:
+        if idx not in returns:
+            returns[idx] = JobReturn(overrides=jobs[idx], status=JobStatus.FAILED, _return_value=JobError(
+                f"{' '.join(filter_overrides(jobs[idx]))}: not run to its end (its worker process died); rerun the "
+                f"same command to run it"))
+    return [returns[idx] for idx in sorted(jobs)]
+
+
+def close_left_runs(config, job_nums: list[int]) -> dict[int, str]:
+    """Close KILLED the RUNNING runs of these jobs of the sweep (their workers are gone); job number -> run name."""
+    from ..record.liveness import close_sweep_runs
+    from ..record.schema import read_sweep
+    from ..record.store import connect
+
+    sweep = read_sweep(config.hydra.sweep.dir)
+    if sweep is None:
+        return {}
+    client, experiment_id = connect(config.mlflow.tracking_uri, config.mlflow.experiment,
+                                    config.mlflow.server_patience_s)
+    closed = {}
+    for num in job_nums:
+        for run in close_sweep_runs(client, experiment_id, sweep["sweep_id"], "its joblib worker died", job_num=num):
+            closed[num] = run.info.run_name
+    return closed
