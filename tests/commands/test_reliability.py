@@ -9,7 +9,7 @@ import pytest
 from experiments import export
 from experiments.config import PROJECT_ROOT
 
-from ..support.commands import ENV, run
+from ..support.commands import ENV, printed, run
 from ..support.store import client_of, runs_in
 
 
@@ -102,6 +102,8 @@ def test_a_full_disk_is_one_line_leaves_nothing_running_and_a_rerun_resumes(smal
     assert proc.returncode == 1 and "Traceback" not in printed, printed
     (error,) = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert "no space left on device" in error and str(small_disk) in error, error
+    assert "--- Logging error ---" not in printed  # the log file on the same disk: one warning, not a traceback each
+    assert printed.count("cannot be written (No space left on device); logging to the terminal only") <= 2
     assert not list(small_disk.rglob("*.tmp"))
     with sqlite3.connect(small_disk / "mlflow.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -116,3 +118,37 @@ def test_a_full_disk_is_one_line_leaves_nothing_running_and_a_rerun_resumes(smal
     assert sorted({r.data.params["model"] for r in jobs if r.info.status == "FINISHED"}) == ["classic", "d2l"]
     (parent,) = runs_in(small_disk, "sweep")
     assert parent.info.status == "FINISHED"
+
+
+def test_changed_library_code_is_trained_again_not_silently_resumed(tmp_path):
+    # A checkout of its own whose lenet/model.py a user edits between two runs of the same command.
+    checkout = tmp_path / "checkout"
+    shutil.copytree(PROJECT_ROOT, checkout, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "*.egg-info",
+                                                                           "__pycache__", ".pytest_cache", "docs"))
+    command = ["experiments.run", "-m", "model=d2l", "trainer.epochs=1", "mlflow.log_model=false",
+               f"runs_dir={tmp_path / 'runs'}"]
+    run(*command, cwd=checkout)
+    model = checkout / "lenet" / "model.py"
+    model.write_text(model.read_text().replace("        nn.init.xavier_uniform_(module.weight)",
+                                               "        nn.init.xavier_uniform_(module.weight)\n"
+                                               "        nn.init.zeros_(module.bias)"))
+    again = run(*command, cwd=checkout)
+    assert "was made by other library code" in printed(again) and "skipped" not in printed(again)
+    first, second = runs_in(tmp_path / "runs")
+    assert first.data.tags["lenet.code"] != second.data.tags["lenet.code"]  # each says which code made it
+    assert second.info.status == "FINISHED" and second.data.metrics["test_acc"] != first.data.metrics["test_acc"]
+    reused = run(*command, "reuse_other_code=true", cwd=checkout)
+    assert "skipped, already FINISHED" in printed(reused)  # asked for: the old runs count
+
+
+def test_a_log_file_on_a_full_disk_is_one_warning_not_a_traceback_per_record(runs_dir):
+    # /dev/full answers every write with ENOSPC: the job's log file on a disk that is full, while the run goes on.
+    proc = run("experiments.run", "-m", "model=d2l", "trainer.epochs=2", "trainer.progress=lines",
+               "mlflow.log_model=false", f"runs_dir={runs_dir}", "hydra.job_logging.handlers.file.filename=/dev/full")
+    output = printed(proc)
+    assert "--- Logging error ---" not in output and "Traceback" not in output
+    assert output.count("warning: the log file /dev/full cannot be written (No space left on device); logging to the "
+                        "terminal only") == 1
+    assert "model=d2l: test_acc" in output  # the terminal still has every line
+    (job,) = runs_in(runs_dir)
+    assert job.info.status == "FINISHED"
