@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from experiments import export
 from experiments.config import compose_with_choices, config_hash
 from experiments.job import run_job
 from experiments.record import provenance
@@ -146,12 +147,16 @@ def test_composed_choices_name_the_group_options():
     assert "hydra" not in cfg and not any(group.startswith("hydra") for group in choices)
 
 
-def test_a_finished_run_whose_files_are_gone_is_trained_again(runs_dir, caplog):
+def test_a_finished_run_whose_files_are_gone_is_named_by_export_and_trained_again(runs_dir, caplog, capsys):
     caplog.set_level(logging.INFO, logger="experiments.record.resume")
     first = run(runs_dir)
     done = MlflowClient(f"sqlite:///{runs_dir}/mlflow.db").get_run(first.run_id)
     assert set(done.data.tags["lenet.artifacts"].split(",")) >= {"model_best.pt", "predictions.csv", "history.csv"}
     shutil.rmtree(done.info.artifact_uri.removeprefix("file://"))  # the user cleaned up a disk
+    assert export.main(["--tracking-uri", f"sqlite:///{runs_dir}/mlflow.db", "--filter", "params.model = 'classic'",
+                        "--out", str(runs_dir / "exports")]) == 0
+    said = capsys.readouterr().out
+    assert f"Runs that lack files (deleted?): run {first.run_id} (" in said and "model_best.pt" in said
     second = run(runs_dir)
     assert second.status == "FINISHED" and second.run_id != first.run_id  # not counted: trained again
     assert f"its FINISHED run {first.run_id} lacks " in caplog.text and "model_best.pt" in caplog.text
