@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from lenet.model import LeNet
 
 from .record.client import patiently
 from .record.runs import RunLog
-from .record.schema import ARTIFACTS
+from .record.schema import ARTIFACTS, MODEL
 from .record.store import Tracking
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,13 @@ class Outputs:
     best_state: dict | None = None  # None for a run that diverged
     predictions: Predictions | None = None
     model: LeNet | None = None  # a CPU copy of the best model, for MLflow's model format; None: not logged
+    model_name: str = "model"  # its name in MLflow: which recipe and seed it is (model_name)
+
+
+def model_name(cell: str, seed: int) -> str:
+    """An MLflow model's name that says which recipe and seed it is: classic-adam-seed0 (MLflow takes no . / : % in
+    one, so classic+model.pool=max becomes classic-model-pool-max)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", f"{cell}-seed{seed}").strip("-")
 
 
 def write_files(outputs: Outputs, out: Path) -> None:
@@ -88,10 +96,10 @@ def write_predictions(p: Predictions, out: Path, name: str) -> None:
     }).to_csv(out / "predictions.csv", index=False)
 
 
-def log_model(tracking: Tracking, run: RunLog, model: LeNet) -> None:
-    """The best model in MLflow's PyTorch format, as the run's "model": with its signature, an input
-    example and the lenet package, so that `mlflow.pytorch.load_model("runs:/<id>/model")` and
-    `mlflow models predict` work from the run alone. model: a CPU copy of its own."""
+def log_model(tracking: Tracking, run: RunLog, model: LeNet, name: str) -> None:
+    """The best model in MLflow's PyTorch format, named for its recipe and seed: with its signature, an input
+    example and the lenet package, so that `mlflow.pytorch.load_model(<the run's lenet.model tag>)` (runs:/<id>/
+    <name>) and `mlflow models predict` work from the run alone. model: a CPU copy of its own."""
     import lenet
     import mlflow.pytorch
     from mlflow.models import infer_signature
@@ -106,7 +114,7 @@ def log_model(tracking: Tracking, run: RunLog, model: LeNet) -> None:
     mlflow.set_experiment(experiment_id=tracking.experiment_id)  # the model belongs to its run's experiment
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # its pickle warning: our own model, our code
     torch_pin = f"torch=={torch.__version__.split('+')[0]}"
-    patiently(tracking.client, mlflow.pytorch.log_model, model, name="model", signature=signature,
+    patiently(tracking.client, mlflow.pytorch.log_model, model, name=name, signature=signature,
               input_example=example, run_id=run.run_id, serialization_format="pickle",
               code_paths=[str(Path(lenet.__file__).parent)], pip_requirements=[torch_pin])
 
@@ -124,6 +132,7 @@ def leave(tracking: Tracking, run: RunLog, outputs: Outputs, out: Path) -> None:
         run.tags({ARTIFACTS: ",".join(sorted(path.name for path in out.iterdir()))})  # what resume checks is there
         run.artifacts(out)
         if outputs.model is not None:
-            log_model(tracking, run, outputs.model)
+            log_model(tracking, run, outputs.model, outputs.model_name)
+            run.tags({MODEL: f"runs:/{run.run_id}/{outputs.model_name}"})
 
     run.write(write)

@@ -178,6 +178,16 @@ def config_terms(message: str) -> str:
     return LIBRARY_WORDS.sub(lambda m: CONFIG_KEYS[m[1]] + (f"={m[2].lower()}" if m[2] else ""), message)
 
 
+def label(key: str, value) -> str:
+    """A swept value as a recipe's name shows it: the group's option (classic), else key=value (model.pool=max)."""
+    return str(value) if key in ("model", "optim", "data") else f"{key}={value}"
+
+
+def recipe(keys: list[str], values) -> str:
+    """A recipe's name (a cell: every swept value but the seed): classic+adam, classic+model.pool=max."""
+    return "+".join(label(k, v) for k, v in zip(keys, values)) or "all runs"
+
+
 def override_key(override: str) -> str:
     """The key a command-line override sets: "model" for model=d2l, +model.x=1 and ~model."""
     return override.split("=", 1)[0].lstrip("+~")

@@ -23,11 +23,11 @@ from lenet.data import Data, prepare
 from lenet.engine import EPOCH_METRICS, evaluate, fit, make_optimizer, predict, resolve_device
 from lenet.model import LeNet, layer_table, parameter_count
 
-from .artifacts import Outputs, Predictions, cpu_copy, leave
+from .artifacts import Outputs, Predictions, cpu_copy, leave, model_name
 from .config import NOT_IDENTITY, config_hash, flatten
 from .record.runs import RunLog, logged_value, tracked_run
 from .record.resume import earlier_result
-from .record.schema import CONFIG_HASH, DIVERGED, PARENT, REUSED
+from .record.schema import CELL, COLLAPSED_AT, CONFIG_HASH, DIVERGED, PARENT, REUSED
 from .record.store import Tracking
 
 log = logging.getLogger(__name__)
@@ -74,11 +74,11 @@ def run_job(cfg: DictConfig, tracking: Tracking, name: str, tags: dict, out: Pat
     with tracked_run(tracking, name, tags | settings, out) as run:
         run.params(params)
         run.write(lambda: log_dataset(run, cfg, job.host_data))
-        final = train(cfg, job, run, name, out, tracking)
+        final = train(cfg, job, run, name, out, tracking, model_name((choices or {}).get(CELL) or name, cfg.seed))
         if "diverged_epoch" in final:
             message = f"training loss became {final['train_loss']} at epoch {final['diverged_epoch']}; stopped there"
             run.tags({DIVERGED: final["diverged_epoch"], "error.type": "Diverged", "error.message": message})
-            run.outcome = "FAILED"
+            run.outcome, run.outcome_tag = "FAILED", "diverged"
             log.warning("%s diverged: %s", name, message)
             return JobResult(run.run_id, "DIVERGED", {})
     return JobResult(run.run_id, "FINISHED", final)
@@ -114,7 +114,7 @@ def run_params(cfg: DictConfig, job: Job, choices: dict) -> tuple[dict, dict]:
     flat = {k: v for k, v in flatten(cfg).items() if not k.endswith("_partial_")}
     identity = {k: v for k, v in flat.items() if not k.startswith(NOT_IDENTITY)}
     settings = {f"lenet.config.{k}": v for k, v in flat.items() if k.startswith(NOT_IDENTITY)}
-    params = {group: choices.get(group) for group in ("model", "optim", "data")} | identity | {
+    params = {group: choices.get(group) for group in ("model", "optim", "data", CELL)} | identity | {
         "parameter_count": parameter_count(job.model), "input_size": job.model.input_size,
         "device_used": str(job.device), "torch_version": torch.__version__,
         "train_size": len(job.data.train), "val_size": len(job.data.val) if job.data.val else 0,
@@ -130,8 +130,17 @@ def log_dataset(run: RunLog, cfg: DictConfig, data: Data) -> None:
     run.dataset(
         name=cfg.data.name, digest=digest(data),
         source={"dataset": cfg.data.name, "fit_to_input": cfg.data.fit_to_input, "normalize": cfg.data.normalize},
-        schema={"image": f"float32 (1, {side}, {side})", "label": f"int64, {len(data.classes)} classes"},
+        schema=tensor_schema(side),
         profile={name: len(split) for name, split in splits.items() if split is not None})
+
+
+def tensor_schema(side: int) -> dict:
+    """The dataset's schema as MLflow writes a tensor dataset's (its panel reads mlflow_tensorspec)."""
+    def spec(name: str, dtype: str, shape: list) -> str:
+        return json.dumps([{"name": name, "type": "tensor", "tensor-spec": {"dtype": dtype, "shape": shape}}])
+
+    return {"mlflow_tensorspec": {"features": spec("image", "float32", [-1, 1, side, side]),
+                                  "targets": spec("label", "int64", [-1])}}
 
 
 DIGESTS: dict[int, tuple[Data, str]] = {}  # id(data) -> (data, its digest): each dataset is hashed once
@@ -183,9 +192,9 @@ def test_predictions(job: Job) -> tuple[float, float, Predictions]:
     return loss, accuracy, Predictions(labels.cpu(), predicted.cpu(), confidence.cpu(), job.data.classes)
 
 
-def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path, tracking: Tracking) -> dict:
+def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path, tracking: Tracking, model: str) -> dict:
     """Fit and evaluate the best and the last model on the test set; the run's files are written after
-    (experiments.artifacts), in the background where another job follows."""
+    (experiments.artifacts), in the background where another job follows; model: its MLflow model's name."""
     outputs = Outputs(name, OmegaConf.to_yaml(cfg, resolve=True), layer_table(job.model), [])
 
     def on_epoch(row):
@@ -224,6 +233,8 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path, tracking
     # logged next carries these as its metrics (MLflow copies a run's step-0 metrics to its model).
     run.metrics(final, step=0)
     run.write(lambda: run.params({"step_kind": result.step_kind}))
+    run.outcome_tag = "collapsed" if test_acc <= COLLAPSED_AT else "ok"
+    outputs.model_name = model
     leave(tracking, run, outputs, out)
     log.info("%s: test_acc %.4f (best epoch %d), last test_acc %.4f, %.1f s training",
              name, test_acc, result.best_epoch, last_acc, train_seconds)

@@ -17,12 +17,12 @@ if __name__ == "__main__":  # not in a launcher's job process, which imports thi
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lenet.engine import resolve_device
 
 from . import launchers
-from .config import CONF_DIR, NOT_IDENTITY, config_terms, group_choices, override_key, prepare_hydra
+from .config import CONF_DIR, NOT_IDENTITY, config_terms, group_choices, override_key, prepare_hydra, recipe
 from .errors import Abort, JobError, disk_full, one_line
 from .job import run_job
 from .record.client import TrackingUnavailable
@@ -37,22 +37,28 @@ from .validate import check_command
 log = logging.getLogger(__name__)
 
 
-def job_identity() -> tuple[str, dict]:
-    """The run's name and tags, from Hydra's view of the job.
+def job_identity(cfg: DictConfig) -> tuple[str, str, dict]:
+    """The run's name, its recipe (cell) and its tags, from Hydra's view of the job.
 
-    The name is the job's overrides of what it computes (not runs_dir, data.root, ...); in a sweep,
-    only those of the swept keys (model=classic,optim=adam), since the rest are the same for every job.
+    In a sweep a job is named by its values of the swept keys (classic+adam, and seed 1 if seeds are swept: the
+    keys are in its params), and its recipe is those values but the seed; a single run is named by its overrides
+    of what it computes (not runs_dir, data.root, ...), its recipe by its model and optimizer.
     """
     hc = HydraConfig.get()
     sweep = read_sweep(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None
-    keys = {o: override_key(o) for o in hc.overrides.task}
-    computed = [o for o, key in keys.items() if not key.startswith(NOT_IDENTITY)]
-    swept = [o for o, key in keys.items() if key in sweep["swept"]] if sweep else []
-    name = ",".join(swept or computed) or "defaults"
+    swept = [key for key in (sweep["swept"] if sweep else []) if key != "seed"]
+    choices = group_choices(hc.runtime.choices)  # a config group's value is its option's name (classic)
+    values = [choices[key] if key in choices else OmegaConf.select(cfg, key) for key in swept]
+    cell = recipe(swept, values) if swept else f"{choices['model']}+{choices['optim']}"
+    if sweep:
+        name = cell + (f" seed {cfg.seed}" if "seed" in sweep["swept"] else "")
+    else:
+        keys = {o: override_key(o) for o in hc.overrides.task}
+        name = ",".join(o for o, key in keys.items() if not key.startswith(NOT_IDENTITY)) or "defaults"
     tags = {ROLE: "job", OVERRIDES: " ".join(hc.overrides.task), **launchers.scheduler_tags()}
     if sweep:
         tags |= {PARENT: sweep["run_id"], SWEEP_ID: sweep["sweep_id"], JOB_NUM: hc.job.num}
-    return name, tags
+    return name, cell, tags
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -62,7 +68,7 @@ def main(cfg: DictConfig) -> float:
         cli.handle_signals()
     cli.quiet_log_failures()  # the job's log file, which Hydra has just opened
     hc = HydraConfig.get()
-    name, tags = job_identity()
+    name, cell, tags = job_identity(cfg)
     out = Path(hc.runtime.output_dir) / "artifacts"
     # The next job of a basic sweep runs in this process: this job's last writes can wait for it (record.finishing).
     # (Through its module: a process launcher pickles this function with what it names, and the writer has locks.)
@@ -78,7 +84,7 @@ def main(cfg: DictConfig) -> float:
         else:
             still_this_sweeps(tracking, read_sweep(hc.sweep.dir), name)
             launchers.supersede_earlier_attempts(tracking, tags)
-        result = run_job(cfg, tracking, name, tags, out, group_choices(hc.runtime.choices))
+        result = run_job(cfg, tracking, name, tags, out, group_choices(hc.runtime.choices) | {"cell": cell})
     except ExperimentDeleted as err:  # every job would be refused the same way
         raise Abort(str(err)) from None
     except ClosedElsewhere as err:  # this process was paused past the heartbeat timeout: its sweep is not its own

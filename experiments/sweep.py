@@ -70,7 +70,8 @@ class SweepCallback(Callback):
         self.guard = SweepGuard(self.tracking_uri, sqlite_path(self.tracking_uri), key, m.claim_settle_s)
         client, self.experiment_id = connect(self.tracking_uri, m.experiment, m.server_patience_s)
         close_stale_runs(client, self.experiment_id, m.heartbeat_timeout_s)
-        swept = [o.get_key_element() for o in OverridesParser.create().parse_overrides(task) if o.is_sweep_override()]
+        swept = [o.get_key_element().lstrip("+~") for o in OverridesParser.create().parse_overrides(task)
+                 if o.is_sweep_override()]
         swept += list(config.hydra.sweeper.get("params") or {})  # a search sweeper's space (hydra/sweeper=search)
         earlier = next(iter(sweeps_with_key(client, self.experiment_id, key)), None) if config.resume else None
         if earlier is not None and earlier.info.status == "RUNNING":  # alive: stale ones were closed above
@@ -90,7 +91,7 @@ class SweepCallback(Callback):
                      sweep_id, earlier.info.run_id, earlier.info.status)
         else:
             sweep_id = sweep_dir.name  # unique: the directory's name ends in ${unique:}
-            self.parent = RunLog.create(client, self.experiment_id, f"sweep {overrides}", {
+            self.parent = RunLog.create(client, self.experiment_id, sweep_name(swept), {
                 ROLE: "sweep", SWEEP_ID: sweep_id, SWEEP_KEY: key, OVERRIDES: overrides,
                 "hydra.sweep_dir": sweep_dir})
             log.info("MLflow sweep %s: parent run %s", sweep_id, self.parent.run_id)
@@ -126,7 +127,8 @@ class SweepCallback(Callback):
         try:
             if not ended:  # stopped early: no job of it stays RUNNING (a parallel launcher's stopped or dead workers)
                 why = "the sweep was interrupted" if interrupted() else "the sweep stopped early"
-                close_sweep_runs(parent.client, self.experiment_id, self.sweep_id, why)
+                close_sweep_runs(parent.client, self.experiment_id, self.sweep_id, why,
+                                 outcome="interrupted" if interrupted() else "killed")
             runs = job_runs(parent.client, self.experiment_id, parent.run_id)
             diverged = [r for r in runs if DIVERGED in r.data.tags]  # an outcome of the config, not a crash
             crashed = [r for r in runs if r.info.status != "FINISHED" and DIVERGED not in r.data.tags]
@@ -138,14 +140,21 @@ class SweepCallback(Callback):
             return
         from .analysis.report import sweep_summary, where_to_look  # the statistics load only now
 
-        done = sum(r.info.status == "FINISHED" for r in runs)
+        done, view = sum(r.info.status == "FINISHED" for r in runs), None
         try:
-            summary = sweep_summary(parent.client, self.experiment_id, parent.run_id, self.exports, runs,
-                                    self.correction)
+            summary, view = sweep_summary(parent.client, self.experiment_id, parent.run_id, self.exports, runs,
+                                          self.correction)
         except Exception as err:  # the runs are safe in MLflow; `python -m experiments.export` can redo this
             summary = f"(summary not written: {one_line(err)}; python -m experiments.export redoes it)"
         log.info("Sweep %s: %d of %d runs finished, %d diverged\n%s", status, done, len(runs), len(diverged), summary)
         for run in diverged + [r for r in crashed if r.info.status == "FAILED"]:  # KILLED ones said so already
             state = "DIVERGED" if DIVERGED in run.data.tags else run.info.status
             log.error("%s: %s %s", run.info.run_name, state, run.data.tags.get("error.message", ""))
-        log.info(where_to_look(self.tracking_uri, self.experiment_id, parent.run_id))
+        log.info(where_to_look(self.tracking_uri, self.experiment_id, parent.run_id, view))
+
+
+def sweep_name(swept: list[str]) -> str:
+    """A parent run's name a person reads: when, and what it sweeps (the keys; no values, no paths)."""
+    factors = [key for key in swept if key != "seed"]
+    what = " x ".join(factors) or "one recipe"
+    return f"{time.strftime('%Y-%m-%d %H:%M')} {what}" + (", seeds" if "seed" in swept else "")

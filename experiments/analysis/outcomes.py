@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..config import recipe
+from ..record.schema import CHANCE, COLLAPSED_AT
 from . import stats
 
 FACTOR_KEYS = ("model", "model.activation", "model.pool", "model.init", "optim", "optim.lr", "optim.momentum",
@@ -26,12 +28,6 @@ FACTOR_KEYS = ("model", "model.activation", "model.pool", "model.init", "optim",
 METRICS = ("test_acc", "best_val_acc", "train_seconds")
 BOUNDS = {"test_acc": (0.0, 1.0), "best_val_acc": (0.0, 1.0), "train_seconds": None}
 
-# A run collapsed when it finished at or below chance plus COLLAPSE_MARGIN on the test set (all of
-# this project's datasets have ten classes): it learned nothing a guess would not, as LeNet-5's ReLUs
-# dying under SGD at lr 0.9 do (0.1135 on MNIST: every image called a 1).
-CHANCE = 0.10
-COLLAPSE_MARGIN = 0.05
-COLLAPSED_AT = CHANCE + COLLAPSE_MARGIN
 COLLAPSE_HINT = "collapsed: test accuracy <= 0.15 (chance 0.10 + 5 points); often an lr too high: try optim.lr=0.1"
 DIVERGE_HINT = ("diverged: the training loss became nan or inf and the run stopped there; often an lr too high: "
                 "try optim.lr=0.1")
@@ -50,9 +46,12 @@ def outcome(status: str, test_acc: float, closed: bool = False) -> str:
 
 
 def with_outcomes(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with each run's outcome: the one its run records (lenet.outcome), else read off its status."""
     closed = table["closed"] if "closed" in table else pd.Series(False, index=table.index)
-    return table.assign(outcome=[outcome(s, a, bool(c)) for s, a, c in
-                                 zip(table["status"], table["test_acc"].astype(float), closed.fillna(False))])
+    recorded = table["outcome_tag"] if "outcome_tag" in table else pd.Series(None, index=table.index)
+    return table.assign(outcome=[tag if status != "RUNNING" and tag in OUTCOMES else outcome(status, acc, bool(c))
+                                 for status, acc, c, tag in zip(table["status"], table["test_acc"].astype(float),
+                                                                closed.fillna(False), recorded)])
 
 
 def trained(table: pd.DataFrame) -> pd.DataFrame:
@@ -66,12 +65,8 @@ def score(table: pd.DataFrame) -> pd.Series:
     return values.where(~table["outcome"].isin(NOT_COUNTED))
 
 
-def label(key: str, value) -> str:
-    return str(value) if key in ("model", "optim", "data") else f"{key}={value}"
-
-
 def cell_name(factors: list[str], values) -> str:
-    return ", ".join(label(k, v) for k, v in zip(factors, values)) or "all runs"
+    return recipe(factors, values)
 
 
 def factors_of(table: pd.DataFrame, swept: list[str] | None = None) -> list[str]:

@@ -3,6 +3,7 @@ sweep's parent run (its description, headline metrics and summary/ artifacts).""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from . import plots
 from .outcomes import FAILURES, best_cell
 from .summary import summary_text
 from .tables import analyse
+from .view import write_view
 
 FORMATS = {
     "csv": lambda df, path: df.to_csv(path, index=False),
@@ -50,9 +52,11 @@ def write(result: dict, folder: Path, formats: list[str], text: str) -> list[Pat
 
 
 def export_sweep(client: MlflowClient, experiment_id: str, parent, out: Path, formats: list[str],
-                 attach: bool = True, runs: list | None = None, correction: str = "holm") -> tuple[str, list[Path]]:
+                 attach: bool = True, runs: list | None = None,
+                 correction: str = "holm") -> tuple[str, list[Path], str | None]:
     """Analyse a sweep (runs: its job_runs, when the caller has them), write it under out/<sweep id>/, and log
-    it on the sweep's parent run, unless that sweep is still running (its own end writes it there)."""
+    it on the sweep's parent run with its ready view in MLflow's UI, unless that sweep is still running (its own
+    end writes them). Returns the summary, the files written and the view's key (None: not written)."""
     sweep_id = parent.data.tags[SWEEP_ID]
     swept = json.loads(parent.data.tags.get(SWEPT, "null"))
     runs = job_runs(client, experiment_id, parent.info.run_id) if runs is None else runs
@@ -62,11 +66,12 @@ def export_sweep(client: MlflowClient, experiment_id: str, parent, out: Path, fo
     if parent.info.status == "RUNNING":
         text = (f"(This sweep is still running: what follows is what it has so far; its parent run gets the "
                 f"summary when it ends.)\n\n{text}")
-    written = write(result, out / sweep_id, formats, text)
+    written, view = write(result, out / sweep_id, formats, text), None
     if attach and parent.info.status != "RUNNING":
         client.log_artifacts(parent.info.run_id, str(out / sweep_id), artifact_path="summary")
         describe_parent(client, parent.info.run_id, result, title)
-    return text, written
+        view = write_view(client, experiment_id, sweep_id, result["factors"], len(result["runs"]))
+    return text, written, view
 
 
 MAX_DESCRIPTION = 8000  # MLflow's limit on a tag's value, and so on a run's description
@@ -87,6 +92,12 @@ def describe_parent(client: MlflowClient, run_id: str, result: dict, title: str)
                 "runs_failed": int(outcome.isin(FAILURES).sum()), "runs_interrupted": int((outcome == "interrupted")
                                                                                           .sum()),
                 "runs_running": int((outcome == "running").sum()), "cells": len(cells)}
+    for cell in cells.to_dict("records"):  # each recipe's numbers, so MLflow's own views can chart them
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", cell["cell"])  # MLflow's keys take no + or =
+        for key in ("test_acc_mean", "test_acc_std", "test_acc_min", "test_acc_max", "score_mean"):
+            if pd.notna(cell[key]):
+                headline[f"cell/{slug}/{key}"] = round(float(cell[key]), 6)
+        headline[f"cell/{slug}/runs_failed"] = int(cell["failed_runs"])
     best = best_cell(cells) if len(cells) else None
     if best is not None:
         headline["best_cell_score"] = round(float(best["score_mean"]), 6)
@@ -96,21 +107,26 @@ def describe_parent(client: MlflowClient, run_id: str, result: dict, title: str)
     client.log_batch(run_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0) for k, v in headline.items()])
 
 
-def where_to_look(tracking_uri: str, experiment_id: str, parent_id: str) -> str:
-    """The command that opens the MLflow UI on this store, and the addresses of the runs and the sweep."""
+def where_to_look(tracking_uri: str, experiment_id: str, parent_id: str, view: str | None = None) -> str:
+    """The command that opens the MLflow UI on this store, and the addresses of the sweep's ready view, of its
+    parent run (the summary) and of the experiment's runs; the first visit to MLflow 3's UI asks to pick its
+    "Model training" view once (the links ask for it; the UI keeps the choice in the browser)."""
     if tracking_uri.startswith(("http://", "https://")):
         base, start = tracking_uri.rstrip("/"), ""
     else:
         command = f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)} --port 5000"  # pasteable as it is
         base, start = "http://127.0.0.1:5000", f"{command}, then "
     runs = f"{base}/#/experiments/{experiment_id}/runs"
-    view = "?workflowType=machine_learning"  # MLflow 3.17's UI: its Model training view, not GenAI's
-    return f"See it in MLflow: {start}open {runs}{view} (this sweep: {runs}/{parent_id}{view})"
+    mode = "workflowType=machine_learning"  # MLflow 3.17's UI: its Model training view, not GenAI's
+    ready = f"{runs}?{mode}&viewStateShareKey={view}" if view else f"{runs}?{mode}"
+    return (f"See it in MLflow: {start}open {ready} (the sweep by recipe; its summary: {runs}/{parent_id}?{mode}; "
+            f"if MLflow shows GenAI pages, click \"Model training\" at the top once)")
 
 
 def sweep_summary(client: MlflowClient, experiment_id: str, parent_id: str, out: Path, runs: list,
-                  correction: str = "holm") -> str:
-    """What a sweep prints at its end; its tables and figures go to out and to the parent run."""
-    text, _ = export_sweep(client, experiment_id, client.get_run(parent_id), out, ["csv", "md"], runs=runs,
-                           correction=correction)
-    return text
+                  correction: str = "holm") -> tuple[str, str | None]:
+    """What a sweep prints at its end, and its ready view's key; its tables and figures go to out and to the
+    parent run."""
+    text, _, view = export_sweep(client, experiment_id, client.get_run(parent_id), out, ["csv", "md"], runs=runs,
+                                 correction=correction)
+    return text, view

@@ -8,7 +8,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from ..record.resume import missing_files
-from ..record.schema import CLOSED, CODE, DIVERGED
+from ..record.schema import CELL, CLOSED, CODE, DIVERGED, OUTCOME
 from . import family, stats
 from .outcomes import FACTOR_KEYS, METRICS, cell_name, factors_of, groupby, trained, with_outcomes, with_test_intervals
 
@@ -19,9 +19,9 @@ COLUMNS = {
     "epochs": "params.trainer.epochs", "test_acc": "metrics.test_acc", "best_val_acc": "metrics.best_val_acc",
     "train_seconds": "metrics.train_seconds", "samples_per_second": "metrics.train_samples_per_second",
     "status": "info.status", "test_size": "params.test_size", "run_id": "info.run_id",
-    "closed": f"tags.{CLOSED}", "code": f"tags.{CODE}",
+    "closed": f"tags.{CLOSED}", "code": f"tags.{CODE}", "outcome_tag": f"tags.{OUTCOME}", "cell": f"params.{CELL}",
 }
-SHOWN = [c for c in COLUMNS if c not in ("run_id", "test_size", "closed", "code")] + ["outcome"]
+SHOWN = [c for c in COLUMNS if c not in ("run_id", "test_size", "closed", "code", "outcome_tag", "cell")] + ["outcome"]
 
 
 def runs_table(runs: list, factor_keys=FACTOR_KEYS, missing: dict | None = None) -> pd.DataFrame:

@@ -9,7 +9,8 @@ import pandas as pd
 
 from . import stats
 from .family import Verdict
-from .outcomes import best_cell, label
+from ..config import label
+from .outcomes import best_cell
 
 CORRECTION_NAMES = {"holm": "Holm", "fdr_bh": "BH"}
 

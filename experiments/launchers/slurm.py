@@ -88,7 +88,7 @@ def cancel(config, jobs: list) -> None:
     deadline = time.monotonic() + CANCEL_WAIT_S
     while time.monotonic() < deadline and queued([j.job_id for j in jobs]) != set():
         time.sleep(0.5)
-    close_runs(config, jobs, "its SLURM job was cancelled with the sweep")
+    close_runs(config, jobs, "its SLURM job was cancelled with the sweep", "interrupted")
 
 
 def dead_return(config, job, why: str) -> JobReturn:
@@ -98,7 +98,7 @@ def dead_return(config, job, why: str) -> JobReturn:
                      _return_value=JobError(message))  # Hydra raises it when the sweeper reads the result
 
 
-def close_runs(config, jobs: list, reason: str) -> None:
+def close_runs(config, jobs: list, reason: str, outcome: str = "killed") -> None:
     """End KILLED the runs these jobs left RUNNING (found by sweep id and Hydra job number)."""
     from ..record.schema import jobs_of, read_sweep
     from ..record.store import connect
@@ -110,7 +110,7 @@ def close_runs(config, jobs: list, reason: str) -> None:
                                     config.mlflow.server_patience_s)
     for job in jobs:
         for run in jobs_of(client, experiment_id, sweep["sweep_id"], job.submission().args[2]):
-            close_killed(client, run, f"{reason} (SLURM job {job.job_id})")
+            close_killed(client, run, f"{reason} (SLURM job {job.job_id})", outcome)
 
 
 def wait(jobs: list, params: dict) -> dict:

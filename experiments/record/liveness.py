@@ -21,7 +21,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from .schema import CLOSED, HEARTBEAT, OWNER, jobs_of, running_runs
+from .schema import CLOSED, HEARTBEAT, OUTCOME, OWNER, jobs_of, running_runs
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,11 @@ def close_stale_runs(client, experiment_id: str, timeout_s: float) -> list[str]:
     return closed
 
 
-def close_killed(client, run, reason: str) -> None:
-    """End a RUNNING run KILLED, with a tag saying why, when and by whom."""
+def close_killed(client, run, reason: str, outcome: str = "killed") -> None:
+    """End a RUNNING run KILLED, with a tag saying why, when and by whom; outcome: killed (its process died, which
+    its recipe may have caused) or interrupted (stopped with its sweep: it says nothing about its recipe)."""
     client.set_tag(run.info.run_id, CLOSED, f"{reason}; closed KILLED at {iso(time.time())} by {me()}")
+    client.set_tag(run.info.run_id, OUTCOME, outcome)
     client.set_terminated(run.info.run_id, "KILLED")
     log.warning("%s: was RUNNING but %s; closed it KILLED", run.info.run_name, reason)
 
@@ -136,7 +138,7 @@ class Heartbeat:
 
 
 def close_sweep_runs(client, experiment_id: str, sweep_id: str, reason: str, wait_s: float = 10.0,
-                     job_num: int | None = None) -> list:
+                     job_num: int | None = None, outcome: str = "killed") -> list:
     """End KILLED every job run of this sweep (of one job number, if given) still RUNNING when the sweep stopped
     or its workers died: those whose process is gone at once, a live one after giving it wait_s to end its run
     itself (a parallel launcher's worker, stopped with the sweep). Returns the runs closed."""
@@ -149,5 +151,5 @@ def close_sweep_runs(client, experiment_id: str, sweep_id: str, reason: str, wai
         time.sleep(0.2)
     for run in running:
         why = gone(run.data.tags, run.info.start_time, float("inf")) or "its process was still running"
-        close_killed(client, run, f"{reason} ({why})")
+        close_killed(client, run, f"{reason} ({why})", outcome)
     return running

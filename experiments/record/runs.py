@@ -20,7 +20,7 @@ from .client import TrackingUnavailable, raw
 from .finishing import BACKGROUND
 from .liveness import Heartbeat, iso, me, owner_tags
 from .provenance import provenance
-from .schema import CAME_BACK, CLOSED, HEARTBEAT
+from .schema import CAME_BACK, CLOSED, HEARTBEAT, OUTCOME
 from .store import Tracking
 
 
@@ -51,6 +51,7 @@ class RunLog:
     def __init__(self, client: MlflowClient, run_id: str, name: str = "", error_dir: Path | None = None):
         self.client, self.run_id, self.name, self.error_dir = client, run_id, name, error_dir
         self.outcome = "FINISHED"
+        self.outcome_tag: str | None = None  # what the run came to, where its status does not say (collapsed, ...)
         self.write_error: BaseException | None = None  # a background write for this run that failed
         self.checked = time.monotonic()  # when the store last said this run is still RUNNING
 
@@ -130,6 +131,8 @@ class RunLog:
         if current.info.status != "RUNNING":
             self.came_back(current.info.status, status)
             return
+        outcome = self.outcome_tag or {"FINISHED": "ok", "KILLED": "interrupted"}.get(status, "failed")
+        self.client.set_tag(self.run_id, OUTCOME, outcome)  # what the UI's views group and filter by
         self.client.set_terminated(self.run_id, status)
 
     def came_back(self, left: str, would_be: str) -> None:

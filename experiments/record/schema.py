@@ -27,10 +27,18 @@ CLAIM = "lenet.claim"  # on a parent: the launch that owns it now (a server stor
 CAME_BACK = "lenet.came_back"  # on a run closed while its process was paused: that it came back, and did nothing
 RESUMED = "lenet.resumed"  # on a parent taken up again by the same sweep: when, by whom, and how it had ended
 SUPERSEDED = "lenet.superseded"  # on an attempt of a job that its scheduler started again: why, and which run follows
+OUTCOME = "lenet.outcome"  # on a job: ok, collapsed, diverged, failed, interrupted, or killed (when it ended)
+CELL = "cell"  # a param on every job: its recipe, the values of its sweep's factors (classic+adam)
+MODEL = "lenet.model"  # on a job: the URI its MLflow model loads from (runs:/<id>/<name>)
 PARENT = "mlflow.parentRunId"
 OVERRIDES = "hydra.overrides"
 JOB_NUM = "hydra.job_num"
 
+# A run collapsed when it finished at or below chance plus 5 points on the test set (every dataset here has ten
+# classes): it learned nothing a guess would not, as LeNet-5's ReLUs dying under SGD at lr 0.9 do (0.1135 on
+# MNIST: every image called a 1).
+CHANCE = 0.10
+COLLAPSED_AT = CHANCE + 0.05
 SWEEP_FILE = "mlflow_sweep.json"  # in Hydra's sweep dir: how a sweep's jobs find their parent run
 MANY = 10000  # the most runs one query returns: more than a sweep or an experiment's live runs hold
 

@@ -1,0 +1,91 @@
+"""The sweep as a ready view in MLflow's UI, opened by the link the sweep prints: its runs only, grouped by
+recipe (the derived param `cell`, every swept value but the seed) with each group's runs listed under it,
+every run shown (failed ones too), the swept params, the outcome and the metrics as columns, and charts of
+test accuracy per recipe and the validation accuracy curves with their band.
+
+MLflow 3.17's UI keeps its saved run-table views as experiment tags (`mlflow.sharedViewState.<key>`) and opens
+one from `?viewStateShareKey=<key>`: a JSON envelope {name, createdAt, updatedAt, state} whose state is the UI's
+own search facets and table/chart state, as JSON. That format is the UI's, not an API: it is written only for
+the MLflow versions it was checked with (tests/commands/test_mlflow_view.py opens it in a real browser), and on
+any other a sweep says so in one line and goes on.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+
+import mlflow
+
+from ..record.schema import CELL, OUTCOME, ROLE, SWEEP_ID
+
+log = logging.getLogger(__name__)
+
+PREFIX = "mlflow.sharedViewState."
+CHECKED = ("3.17.",)  # MLflow versions whose UI was seen to open this view
+
+
+def supported() -> bool:
+    return mlflow.__version__.startswith(CHECKED)
+
+
+def column(kind: str, key: str) -> str:
+    """A column's key as the UI writes it: params.`model`, metrics.`test_acc`, tags.`lenet.outcome`."""
+    return f"{kind}.`{key}`"
+
+
+def state(sweep_id: str, factors: list[str], runs: int) -> dict:
+    """The UI state of the sweep's view: the search facets and the table and chart settings it reads."""
+    section = f"recipes-{sweep_id}"
+    charts = [
+        {"uuid": f"test-acc-{sweep_id}", "type": "BAR", "runsCountToCompare": max(runs, 10), "metricSectionId": section,
+         "deleted": False, "isGenerated": False, "displayName": "test_acc per recipe (mean over its runs)",
+         "metricKey": "test_acc"},
+        {"uuid": f"val-acc-{sweep_id}", "type": "LINE", "runsCountToCompare": max(runs, 10), "metricSectionId": section,
+         "deleted": False, "isGenerated": False, "displayName": "val_acc by epoch (mean and range over its runs)",
+         "metricKey": "val_acc", "selectedMetricKeys": ["val_acc"], "lineSmoothness": 0, "xAxisScaleType": "linear",
+         "scaleType": "linear", "range": {}, "xAxisKey": "step", "selectedXAxisMetricKey": "", "yAxisKey": "metric",
+         "yAxisExpressions": [], "ignoreOutliers": False, "useGlobalXaxisKey": False, "useGlobalLineSmoothing": False},
+    ]
+    return {
+        "searchFilter": f"tags.`{SWEEP_ID}` = '{sweep_id}' and tags.`{ROLE}` = 'job'",
+        "orderByKey": column("params", CELL), "orderByAsc": True, "startTime": "ALL", "lifecycleFilter": "Active",
+        "datasetsFilter": [], "modelVersionFilter": "All Runs",
+        "selectedColumns": [column("params", CELL), *(column("params", f) for f in factors), column("params", "seed"),
+                            column("tags", OUTCOME), column("metrics", "test_acc"), column("metrics", "best_val_acc"),
+                            column("metrics", "train_seconds")],
+        "columnOrder": [], "columnWidths": {}, "runsHiddenMode": "SHOW_ALL",
+        "compareRunCharts": charts,
+        "compareRunSections": [{"uuid": section, "name": "Recipes", "display": True, "isReordered": False,
+                                "deleted": False, "isGenerated": False}],
+        "viewMaximized": False, "runListHidden": False, "isAccordionReordered": False,
+        "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "param", "groupByData": CELL}]},
+        "groupsExpanded": {}, "useGroupedValuesInCharts": True, "hideEmptyCharts": True,
+        "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},
+    }
+
+
+def envelope(name: str, view: dict, now_ms: int | None = None) -> str:
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    return json.dumps({"name": name, "createdAt": now_ms, "updatedAt": now_ms, "state": json.dumps(view)})
+
+
+def write_view(client, experiment_id: str, sweep_id: str, factors: list[str], runs: int) -> str | None:
+    """Save the sweep's view on its experiment; its key (for ?viewStateShareKey=), or None where this MLflow's
+    UI was not checked to read it (said in one line)."""
+    if not supported():
+        log.warning("no ready view of this sweep in MLflow's UI: its saved-view format was checked with MLflow %s, "
+                    "this is %s (the runs and the summary are all there)", " and ".join(CHECKED), mlflow.__version__)
+        return None
+    key = hashlib.sha1(f"lenet-sweeps:{sweep_id}".encode()).hexdigest()[:16]
+    client.set_experiment_tag(experiment_id, PREFIX + key,
+                              envelope(f"sweep {sweep_id} by recipe", state(sweep_id, factors, runs)))
+    return key
+
+
+def read_view(tags: dict, key: str) -> dict:
+    """The state a saved view holds, as the UI reads it (the round trip the tests check)."""
+    outer = json.loads(tags[PREFIX + key])
+    assert {"name", "createdAt", "updatedAt", "state"} <= set(outer) and isinstance(outer["state"], str)
+    return json.loads(outer["state"])
