@@ -23,6 +23,7 @@ from ..record.schema import CELL, OUTCOME, ROLE, SWEEP_ID
 log = logging.getLogger(__name__)
 
 PREFIX = "mlflow.sharedViewState."
+RUN_NAME = "attributes.`Run Name`"  # the runs table's name column, as the UI's grid knows it
 CHECKED = ("3.17.",)  # MLflow versions whose UI was seen to open this view
 
 
@@ -55,7 +56,12 @@ def state(sweep_id: str, factors: list[str], runs: int) -> dict:
         "selectedColumns": [column("params", CELL), *(column("params", f) for f in factors), column("params", "seed"),
                             column("tags", OUTCOME), column("metrics", "test_acc"), column("metrics", "best_val_acc"),
                             column("metrics", "train_seconds")],
-        "columnOrder": [], "columnWidths": {}, "runsHiddenMode": "SHOW_ALL",
+        # The answer's columns first, wide enough for a recipe's name ("Group: classic+model.pool=max")
+        "columnOrder": [RUN_NAME, column("params", CELL), column("tags", OUTCOME), column("metrics", "test_acc"),
+                        column("metrics", "best_val_acc"), *(column("params", f) for f in factors),
+                        column("params", "seed")],
+        "columnWidths": {RUN_NAME: 290, column("params", CELL): 170, column("tags", OUTCOME): 110},
+        "runsHiddenMode": "SHOW_ALL",
         "compareRunCharts": charts,
         "compareRunSections": [{"uuid": section, "name": "Recipes", "display": True, "isReordered": False,
                                 "deleted": False, "isGenerated": False}],
