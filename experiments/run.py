@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from pathlib import Path
 
 from . import cli
@@ -15,6 +16,7 @@ if __name__ == "__main__":  # not in a launcher's job process, which imports thi
     cli.quiet_start()  # Ctrl-C during the seconds of imports and checks below: one line, no traceback
 
 import hydra
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -127,9 +129,27 @@ def stopped(err: Exception, name: str, store: str) -> Abort:
                  f"(FINISHED jobs are skipped)")
 
 
+def warm_up_cuda(argv: list[str]) -> None:
+    """Start CUDA's context, cuDNN and cuBLAS in a thread while the jobs' configs are composed and checked (seconds
+    on a GPU machine, most of it in the driver), unless the command asks for the CPU or there is no GPU."""
+    if any(arg.startswith("device=") and arg != "device=auto" and "cuda" not in arg for arg in argv):
+        return
+    if not torch.cuda.is_available():
+        return
+
+    def warm() -> None:
+        x = torch.zeros(8, 1, 32, 32, device="cuda", requires_grad=True)
+        weight = torch.zeros(6, 1, 5, 5, device="cuda", requires_grad=True)
+        (torch.nn.functional.conv2d(x, weight).sum() + (x.flatten(1) @ x.flatten(1).T).sum()).backward()
+        torch.cuda.synchronize()
+
+    threading.Thread(target=warm, name="lenet-cuda-warm-up", daemon=True).start()
+
+
 @cli.one_line_errors
 def command(argv: list[str]) -> int:
     """The run command: every job checked, then Hydra's run or sweep; the sweep's record closed however it ends."""
+    warm_up_cuda(argv)
     prepare_hydra()
     check_command(argv)  # BadInput: one line, exit 2, nothing written
     sys.argv[1:] = argv  # what Hydra's main reads (a caller in this process may pass its own argv)

@@ -30,7 +30,7 @@ def test_an_interrupted_sweep_ends_killed_and_a_rerun_resumes_it(runs_dir, sig):
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 128 + sig  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
     assert "Traceback" not in output
-    assert output.count(f"model=classic: KILLED by {sig.name}; rerun the same command") == 1
+    assert output.count(f"classic: KILLED by {sig.name}; rerun the same command") == 1
     assert "epoch 1/2" in output and "epoch 2/2" not in output  # stopped where the signal came: in epoch 2
     assert "Sweep KILLED: 0 of 1 runs finished" in output and "| KILLED " in output  # the summary still printed
     (job,) = runs_in(runs_dir)

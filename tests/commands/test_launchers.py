@@ -15,7 +15,7 @@ def test_submitit_local_runs_the_sweep_through_submitit(runs_dir):
         f"runs_dir={runs_dir}")
     parent, children = the_sweep(runs_dir)
     assert parent.info.status == "FINISHED"
-    assert sorted(r.info.run_name for r in children) == ["model=classic", "model=d2l"]
+    assert sorted(r.info.run_name for r in children) == ["classic", "d2l"]
     assert {r.info.status for r in children} == {"FINISHED"}
     assert list(runs_dir.glob("hydra/multirun/*/.submitit/*/*_log.out"))  # submitit's own job logs
 

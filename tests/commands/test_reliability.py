@@ -149,6 +149,6 @@ def test_a_log_file_on_a_full_disk_is_one_warning_not_a_traceback_per_record(run
     assert "--- Logging error ---" not in output and "Traceback" not in output
     assert output.count("warning: the log file /dev/full cannot be written (No space left on device); logging to the "
                         "terminal only") == 1
-    assert "model=d2l: test_acc" in output  # the terminal still has every line
+    assert "d2l+adam: test_acc" in output  # the terminal still has every line
     (job,) = runs_in(runs_dir)
     assert job.info.status == "FINISHED"

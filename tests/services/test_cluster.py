@@ -63,8 +63,8 @@ def test_the_main_sweep_runs_as_slurm_jobs_under_one_parent(cluster, runs_dir):
     assert parent.info.status == "FINISHED"
     status = {r.info.run_name: r.info.status for r in children}
     # The same record as on one machine: classic+sgd at lr 0.9 diverges (FAILED, flagged), the rest finish.
-    assert status == {"model=classic,optim=sgd": "FAILED", "model=classic,optim=adam": "FINISHED",
-                      "model=d2l,optim=sgd": "FINISHED", "model=d2l,optim=adam": "FINISHED"}
+    assert status == {"classic+sgd": "FAILED", "classic+adam": "FINISHED", "d2l+sgd": "FINISHED",
+                      "d2l+adam": "FINISHED"}
     slurm_ids = {r.data.tags["slurm.job_id"] for r in children}
     assert len(slurm_ids) == 4  # each its own SLURM job (array tasks), recorded on its run
     logs = list(runs_dir.glob("hydra/multirun/*/.submitit/*/*_log.out"))
