@@ -2,6 +2,7 @@
 import logging
 import shutil
 import subprocess
+import threading
 
 import pandas as pd
 import pytest
@@ -14,7 +15,7 @@ from experiments.record import provenance
 from experiments.record.runs import RunLog
 from experiments.record.store import connect
 
-from ..support.store import job_config, runs_in
+from ..support.store import client_of, job_config, runs_in
 
 
 def test_torchvision_dataset_run_logs_class_names(runs_dir, idx_root):
@@ -170,3 +171,48 @@ def test_a_finished_run_of_other_library_code_is_trained_again_unless_asked(runs
     second = run(runs_dir)
     assert second.status == "FINISHED" and second.run_id != first.run_id
     assert "was made by other library code" in caplog.text and "reuse_other_code=true counts it" in caplog.text
+
+
+@pytest.fixture
+def in_background(monkeypatch):
+    """Writes off the training path, as in the run command's sweep; every queued write done afterwards."""
+    from experiments.record.finishing import BACKGROUND
+
+    monkeypatch.setattr(BACKGROUND, "enabled", True)
+    monkeypatch.setattr(BACKGROUND, "failures", [])
+    yield BACKGROUND
+    BACKGROUND.drain()
+
+
+def test_a_run_is_finished_only_once_its_files_have_landed_in_the_background(runs_dir, monkeypatch, in_background):
+    import experiments.artifacts
+
+    released, real = threading.Event(), experiments.artifacts.write_files
+
+    def held(*args):  # the writer thread stops here until the test has looked at the record
+        assert released.wait(60)
+        real(*args)
+
+    monkeypatch.setattr(experiments.artifacts, "write_files", held)
+    result = run(runs_dir)  # the job returns: its writes are still queued
+    (only,) = runs_in(runs_dir)
+    assert result.status == "FINISHED" and only.info.status == "RUNNING"
+    released.set()
+    in_background.drain()
+    (only,) = runs_in(runs_dir)
+    files = {a.path for a in client_of(runs_dir).list_artifacts(only.info.run_id)}
+    assert only.info.status == "FINISHED" and {"model_best.pt", "predictions.csv", "history.csv"} <= files
+
+
+def test_a_write_that_fails_in_the_background_ends_its_run_failed(runs_dir, monkeypatch, in_background):
+    import experiments.artifacts
+
+    def broken(*args):
+        raise OSError("injected: the plots could not be written")
+
+    monkeypatch.setattr(experiments.artifacts, "write_files", broken)
+    run(runs_dir)
+    in_background.drain()
+    (only,) = runs_in(runs_dir)
+    assert only.info.status == "FAILED" and "the plots could not be written" in only.data.tags["error.message"]
+    assert in_background.failures == ["job"]
