@@ -23,7 +23,7 @@ from hydra.utils import instantiate
 from lenet.data import prepare
 
 from ..record.schema import CONFIG_HASH, PARENT, ROLE, SWEEP_ID, SWEEP_KEY
-from ..record.store import connect
+from ..record.store import connect, store_template
 from ..validate import check_command
 
 MAIN_SWEEP = ["model=classic,d2l", "optim=sgd,adam"]
@@ -39,6 +39,8 @@ def time_sweep(overrides: list[str], prefill: int = 0) -> int:
     shared = [f"data.{k}={cfg.data[k]}" for k in ("root", "cache_dir") if f"data.{k}" not in given]
     for job_cfg in configs:  # fill the dataset cache outside the timing
         prepare(input_size=instantiate(job_cfg.model).input_size, seed=job_cfg.seed, **job_cfg.data)
+    with contextlib.suppress(OSError):  # and the machine's empty-store template, a cache of the same kind
+        store_template()
     sequential = not any(o.startswith("hydra/launcher=") and o != "hydra/launcher=basic" for o in overrides)
     stores = [0] + ([prefill] if prefill else [])
     overheads = []

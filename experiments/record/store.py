@@ -93,14 +93,8 @@ def create_store(store: Path) -> None:
     """A new, empty local store: a copy of this MLflow version's empty store, made once per machine (MLflow's
     own creation runs its schema migrations one by one: 1.5-4 s for every new runs/). Without a writable
     cache folder, MLflow creates it as usual."""
-    import mlflow
-
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lenet-sweeps"
-    template = cache / f"empty-store-mlflow-{mlflow.__version__}.db"
     try:
-        if not template.exists():
-            cache.mkdir(parents=True, exist_ok=True)
-            atomic_write(template, lambda tmp: MlflowClient(tracking_uri=f"{SQLITE}{tmp}").search_experiments())
+        template = store_template()
         atomic_write(store, lambda tmp: shutil.copyfile(template, tmp))
     except OSError as err:
         log.debug("no store template (%s): MLflow creates the store", err)
@@ -108,6 +102,19 @@ def create_store(store: Path) -> None:
     with contextlib.closing(sqlite3.connect(store)) as db, db:  # as MLflow would: its Default experiment here
         db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
                    (os.path.abspath("mlruns") + "/0",))
+
+
+def store_template() -> Path:
+    """This machine's empty store of this MLflow version, created by MLflow the first time (OSError if the
+    cache folder cannot be written)."""
+    import mlflow
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lenet-sweeps"
+    template = cache / f"empty-store-mlflow-{mlflow.__version__}.db"
+    if not template.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        atomic_write(template, lambda tmp: MlflowClient(tracking_uri=f"{SQLITE}{tmp}").search_experiments())
+    return template
 
 
 ARTIFACT_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),

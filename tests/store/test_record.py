@@ -1,5 +1,7 @@
 """The record's writers meeting at the worst moment, put there on purpose: another job or sweep lands exactly in
 the gap between MLflow's lookup and its insert; the store refuses a write while a sweep opens its record."""
+import contextlib
+import sqlite3
 from contextlib import contextmanager
 
 import pytest
@@ -10,7 +12,7 @@ from sqlalchemy import event
 from experiments.config import compose_with_hydra
 from experiments.errors import Abort
 from experiments.record.runs import RunLog, tracked_run
-from experiments.record.store import connect, get_or_create
+from experiments.record.store import connect, get_or_create, store_template
 from experiments.sweep import SweepCallback
 
 from ..support.store import runs_in
@@ -80,3 +82,35 @@ def test_a_failure_while_starting_the_sweeps_record_stops_it_in_one_line_and_end
                                  "refused the write"
     (parent,) = runs_in(runs_dir, "sweep")
     assert parent.info.status == "FAILED"  # not left RUNNING with no process behind it
+
+
+def schema(store) -> tuple:
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        tables = sorted(db.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
+        return tables, db.execute("SELECT version_num FROM alembic_version").fetchall()
+
+
+def test_a_new_store_is_a_copy_of_mlflows_own_empty_store_made_once_per_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    MlflowClient(f"sqlite:///{tmp_path}/by-mlflow.db").search_experiments()  # MLflow's own creation
+    first = connect(f"sqlite:///{tmp_path}/a/mlflow.db", "lenet-sweeps")
+    template = store_template()
+    made = template.stat().st_mtime_ns
+    second = connect(f"sqlite:///{tmp_path}/b/mlflow.db", "lenet-sweeps")
+    assert template.stat().st_mtime_ns == made  # made once, copied since
+    assert schema(tmp_path / "b" / "mlflow.db") == schema(tmp_path / "by-mlflow.db")
+    default = second.client.get_experiment("0")  # MLflow's Default experiment, as MLflow would have made it
+    assert default.name == "Default" and str(template.parent) not in default.artifact_location
+    for tracking, where in ((first, "a"), (second, "b")):
+        run = tracking.client.create_run(tracking.experiment_id)
+        tracking.client.set_terminated(run.info.run_id)
+        assert run.info.artifact_uri.startswith((tmp_path / where / "mlartifacts").as_uri())
+
+
+def test_without_a_writable_cache_mlflow_creates_the_store_as_usual(tmp_path, monkeypatch):
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-folder"))
+    MlflowClient(f"sqlite:///{tmp_path}/by-mlflow.db").search_experiments()
+    tracking = connect(f"sqlite:///{tmp_path}/runs/mlflow.db", "lenet-sweeps")
+    assert tracking.client.get_experiment(tracking.experiment_id).name == "lenet-sweeps"
+    assert schema(tmp_path / "runs" / "mlflow.db") == schema(tmp_path / "by-mlflow.db")
