@@ -85,8 +85,11 @@ def test_a_failure_while_starting_the_sweeps_record_stops_it_in_one_line_and_end
 
 
 def schema(store) -> tuple:
+    """Each table's and index's definition, its clauses in any order (MLflow's own migrations order a table's
+    constraints differently from one creation to the next), and the schema version."""
     with contextlib.closing(sqlite3.connect(store)) as db:
-        tables = sorted(db.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
+        found = db.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL")
+        tables = sorted((name, sorted(line.strip().rstrip(",") for line in sql.splitlines())) for name, sql in found)
         return tables, db.execute("SELECT version_num FROM alembic_version").fetchall()
 
 

@@ -62,7 +62,7 @@ def grid(statuses, seeds=(0,)):
 
 @pytest.mark.parametrize("statuses, best, counts", [
     (["FAILED", "DIVERGED", "KILLED", "DIVERGED"], None, ["3 of 3", "3 of 3", "0 of 0", "3 of 3"]),  # nothing trained
-    (["FINISHED", "DIVERGED", "FINISHED", "KILLED"], "classic, adam", ["0 of 3", "3 of 3", "0 of 3", "0 of 0"]),
+    (["FINISHED", "DIVERGED", "FINISHED", "KILLED"], "classic+adam", ["0 of 3", "3 of 3", "0 of 3", "0 of 0"]),
 ])
 def test_a_factorial_where_cells_have_no_run_that_trained(runs_dir, capsys, statuses, best, counts):
     make_sweep(runs_dir, ["model", "optim", "seed"], grid(statuses, seeds=(0, 1, 2)))

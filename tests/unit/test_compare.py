@@ -122,11 +122,11 @@ MNIST = table([("classic", "adam", s, a, "FINISHED") for s, a in enumerate([0.98
 def test_collapsed_runs_are_failures_of_their_recipe_not_accuracy_data():
     v = family.verdict(MNIST, ["model", "optim"])
     shown = v.cells.set_index("cell")
-    assert shown.loc["classic, sgd", "collapsed"] == 3 and shown.loc["classic, sgd", "n"] == 0
-    assert (shown.loc["classic, sgd", "failure_ci_low"], shown.loc["classic, sgd", "failure_ci_high"]) == \
+    assert shown.loc["classic+sgd", "collapsed"] == 3 and shown.loc["classic+sgd", "n"] == 0
+    assert (shown.loc["classic+sgd", "failure_ci_low"], shown.loc["classic+sgd", "failure_ci_high"]) == \
         pytest.approx((0.2924018, 1.0), abs=1e-6)
-    assert shown.loc["classic, sgd", "score_mean"] == pytest.approx(0.10)  # its runs count at chance
-    assert wording.headline(v).startswith("Best recipe: classic, adam, score 0.9875")
+    assert shown.loc["classic+sgd", "score_mean"] == pytest.approx(0.10)  # its runs count at chance
+    assert wording.headline(v).startswith("Best recipe: classic+adam, score 0.9875")
     said = sentences(v)
     assert not any("-149" in s or "sgd beats" in s or "beats sgd" in s and "classic" in s.split(",")[0] for s in said)
     assert any(s.startswith("on classic, adam vs sgd: no accuracy, not a claim about the recipes (sgd has no run "
@@ -287,4 +287,4 @@ def test_probability_of_improvement_iqm_and_effect_size_are_reported():
     row = v.recipes[(v.recipes["kind"] == "accuracy") & (v.recipes["context"] == "adam")].iloc[0]
     assert row["prob_improvement"] == 1.0 and row["hedges_g"] > 5  # every classic run above every d2l run
     shown = v.cells.set_index("cell")
-    assert shown.loc["d2l, sgd", "test_acc_iqm"] == pytest.approx(scipy_stats.trim_mean([0.9641, 0.9453, 0.9592], 0.25))
+    assert shown.loc["d2l+sgd", "test_acc_iqm"] == pytest.approx(scipy_stats.trim_mean([0.9641, 0.9453, 0.9592], 0.25))
