@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from .cli import interrupted
 from .config import sweep_key
 from .errors import Abort, one_line
+from .record import room
 from .record.client import TrackingUnavailable, raw
 from .record.finishing import BACKGROUND
 from .record.exclusive import AlreadyRunning, SweepGuard
@@ -47,6 +48,7 @@ class SweepCallback(Callback):
         self.tracking_uri = ""
         self.sweep_id = ""
         self.correction = "holm"
+        self.room: Path | None = None  # set aside beside a local store for the parent's end (record.room)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         try:
@@ -68,6 +70,7 @@ class SweepCallback(Callback):
         key = sweep_key(m.experiment, task)
         Heartbeat.interval_s = m.heartbeat_s
         self.guard = SweepGuard(self.tracking_uri, sqlite_path(self.tracking_uri), key, m.claim_settle_s)
+        self.room = room.set_aside(sqlite_path(self.tracking_uri), key)
         client, self.experiment_id = connect(self.tracking_uri, m.experiment, m.server_patience_s)
         close_stale_runs(client, self.experiment_id, m.heartbeat_timeout_s)
         swept = [o.get_key_element().lstrip("+~") for o in OverridesParser.create().parse_overrides(task)
@@ -116,28 +119,39 @@ class SweepCallback(Callback):
         if cls.opened is not None:
             cls.opened.close(ended=False)
 
+    def end_parent(self, parent: RunLog, ended: bool) -> tuple[str, list]:
+        """End the parent run as its jobs ended; the status, and the job runs read to decide it."""
+        if not ended:  # stopped early: no job of it stays RUNNING (a parallel launcher's stopped or dead workers)
+            why = "the sweep was interrupted" if interrupted() else "the sweep stopped early"
+            close_sweep_runs(parent.client, self.experiment_id, self.sweep_id, why,
+                             outcome="interrupted" if interrupted() else "killed")
+        runs = job_runs(parent.client, self.experiment_id, parent.run_id)
+        failed = any(r.info.status == "FAILED" and DIVERGED not in r.data.tags for r in runs)
+        # Stopped early: KILLED by a signal, FAILED by an error (a launcher's, a dead cluster job).
+        status = "FINISHED" if ended and not failed else "KILLED" if interrupted() and not failed else "FAILED"
+        parent.end(status)
+        return status, runs
+
     def close(self, ended: bool) -> None:
         """End the parent run: FAILED if a job failed, KILLED if the sweep stopped early, else FINISHED;
         then print the summary of what finished (it never fails the command)."""
         SweepCallback.opened = None
         if self.parent is None:
+            room.give_back(self.room)
             return
         parent, self.parent = self.parent, None
         BACKGROUND.drain()  # the last jobs' runs end (FINISHED once their files are in) before they are read
+        room.give_back(self.room)  # after their last writes, which may have filled the disk: room for this end
         try:
-            if not ended:  # stopped early: no job of it stays RUNNING (a parallel launcher's stopped or dead workers)
-                why = "the sweep was interrupted" if interrupted() else "the sweep stopped early"
-                close_sweep_runs(parent.client, self.experiment_id, self.sweep_id, why,
-                                 outcome="interrupted" if interrupted() else "killed")
-            runs = job_runs(parent.client, self.experiment_id, parent.run_id)
-            diverged = [r for r in runs if DIVERGED in r.data.tags]  # an outcome of the config, not a crash
-            crashed = [r for r in runs if r.info.status != "FINISHED" and DIVERGED not in r.data.tags]
-            failed = any(r.info.status == "FAILED" for r in crashed)
-            # Stopped early: KILLED by a signal, FAILED by an error (a launcher's, a dead cluster job).
-            status = "FINISHED" if ended and not failed else "KILLED" if interrupted() and not failed else "FAILED"
-            parent.end(status)
+            status, runs = self.end_parent(parent, ended)
         except TrackingUnavailable:  # the command has said so in its one line; the next sweep closes the parent
             return
+        except Exception as err:
+            log.error("the sweep's parent run %s could not be ended (%s); the next sweep on this store closes it",
+                      parent.run_id, one_line(err, self.tracking_uri))
+            return
+        diverged = [r for r in runs if DIVERGED in r.data.tags]  # an outcome of the config, not a crash
+        crashed = [r for r in runs if r.info.status != "FINISHED" and DIVERGED not in r.data.tags]
         from .analysis.report import sweep_summary, where_to_look  # the statistics load only now
 
         done, view = sum(r.info.status == "FINISHED" for r in runs), None

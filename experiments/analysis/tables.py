@@ -47,8 +47,14 @@ def runs_table(runs: list, factor_keys=FACTOR_KEYS, missing: dict | None = None)
 
 
 def accuracy_pivot(table: pd.DataFrame) -> pd.DataFrame:
-    """model x optim of test accuracy among the runs that trained (the mean where several runs share a cell)."""
-    return trained(table).pivot_table(index="model", columns="optim", values="test_acc", aggfunc="mean")
+    """model x optim of test accuracy among the runs that trained (the mean where several runs share a cell).
+    Every model and optim of the runs has its row and column: one whose runs all failed is shown empty, not
+    left out as if it had not been swept."""
+    pivot = trained(table).pivot_table(index="model", columns="optim", values="test_acc", aggfunc="mean")
+    if table.empty:
+        return pivot
+    return pivot.reindex(index=pd.Index(sorted(table["model"].dropna().unique()), name="model"),
+                         columns=pd.Index(sorted(table["optim"].dropna().unique()), name="optim"))
 
 
 def analyse(client: MlflowClient, runs: list, swept: list[str] | None, correction: str = "holm") -> dict:

@@ -65,15 +65,16 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
                 returns[idx] = result
             break
         except TerminatedWorkerError:  # one worker died, and the pool with it: close what it left, then go on
+            # Which job's worker died, joblib does not say; the pool's other workers went down with it.
             left = [idx for idx in jobs if idx not in returns]
             closed = close_left_runs(launcher.config, left)
-            for name in closed.values():
-                log.error("%s: its worker process died (killed by hand, or by the system for memory); its run is "
-                          "closed KILLED%s", name, "; it is launched again" if attempt < launcher.joblib.get(
-                              "retries", 1) else "")
-            if attempt < launcher.joblib.get("retries", 1):
-                log.warning("a worker died and took joblib's pool with it: %d job(s) without a result are launched "
-                            "again in a fresh pool", len(left))
+            again = attempt < launcher.joblib.get("retries", 1)
+            names = ", ".join(str(closed.get(idx, f"job #{idx}")) for idx in left)
+            runs = "" if not closed else "; its run is closed KILLED" if len(closed) == 1 else \
+                "; their runs are closed KILLED"
+            log.error("a worker process died (killed by hand, or by the system for memory) and took joblib's pool "
+                      "with it: %s left without a result%s%s", names, runs,
+                      "; launched again in a fresh pool" if again else "")
     for idx in jobs:
         if idx not in returns:
             returns[idx] = JobReturn(overrides=jobs[idx], status=JobStatus.FAILED, _return_value=JobError(

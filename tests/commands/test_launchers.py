@@ -84,8 +84,8 @@ def test_a_joblib_worker_that_dies_is_named_its_run_closed_and_its_job_run_again
                f"+model.tally={runs_dir}/signals", f"runs_dir={runs_dir}")
     output = printed(proc)
     assert "Traceback" not in output and "TerminatedWorkerError" not in output
-    died = [line for line in output.splitlines() if "its worker process died" in line]
-    assert len(died) == 1 and "; its run is closed KILLED; it is launched again" in died[0]
+    (died,) = [line for line in output.splitlines() if "worker process died" in line]  # one line for the event
+    assert "classic" in died and "closed KILLED; launched again in a fresh pool" in died, died
     jobs = runs_in(runs_dir)
     assert sorted(r.info.status for r in jobs if r.info.status != "KILLED") == ["FINISHED", "FINISHED"]
     for killed in (r for r in jobs if r.info.status == "KILLED"):  # the dead worker's attempt (and any it took along)

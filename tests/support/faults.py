@@ -32,7 +32,7 @@ def signalling_lenet(signal_name: str = "SIGTERM", to: str = "process", twice: b
 
     to: its own process, its process group ("group", as a batch system's time limit does), or the process
     group whose id is in a file ("pidfile:PATH": a server or sweep the test runs). twice: a second one 50 ms
-    later, as people press Ctrl-C twice. tally: a file counting the signals sent by every job of the sweep; at
+    later, as people press Ctrl-C twice. tally: where the signals sent by every job of the sweep are counted; at
     most `times` are sent, so the test can rerun the very same command (the same sweep) and have it complete.
     """
     net = lenet_classic(**kw)
@@ -43,13 +43,9 @@ def signalling_lenet(signal_name: str = "SIGTERM", to: str = "process", twice: b
         if not module.training:
             state["evaluated"] = True
             return
-        sent = int(open(tally).read() or 0) if tally and os.path.exists(tally) else 0
-        if not state["evaluated"] or state["sent"] or sent >= times:
+        if not state["evaluated"] or state["sent"] or (tally and not claimed(tally, times)):
             return
         state["sent"] = True
-        if tally:
-            with open(tally, "w") as f:
-                f.write(str(sent + 1))
         if to.startswith("pidfile:"):
             os.killpg(int(open(to.removeprefix("pidfile:")).read()), sig)
             return
@@ -63,6 +59,19 @@ def signalling_lenet(signal_name: str = "SIGTERM", to: str = "process", twice: b
 
     net.register_forward_pre_hook(send)
     return net
+
+
+def claimed(tally: str, times: int) -> bool:
+    """Whether this process may send one of the `times` signals a sweep's jobs may send in all: it creates one of
+    the files TALLY.1 .. TALLY.times that none has yet (exclusive creation: two jobs at the same epoch, in two
+    workers, never both take the last one)."""
+    for n in range(1, times + 1):
+        try:
+            os.close(os.open(f"{tally}.{n}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return True
+        except FileExistsError:
+            continue
+    return False
 
 
 def requeueing_lenet(**kw):

@@ -11,7 +11,8 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.oneway import anova_oneway
 
 from experiments.analysis import factorial, family, stats, wording
-from experiments.analysis.outcomes import cells, with_test_intervals
+from experiments.analysis.outcomes import cells, with_outcomes, with_test_intervals
+from experiments.analysis.tables import accuracy_pivot
 
 T_975_DF2 = 4.302652729911275  # Student's t table, 97.5th percentile, 2 degrees of freedom
 
@@ -288,3 +289,11 @@ def test_probability_of_improvement_iqm_and_effect_size_are_reported():
     assert row["prob_improvement"] == 1.0 and row["hedges_g"] > 5  # every classic run above every d2l run
     shown = v.cells.set_index("cell")
     assert shown.loc["d2l+sgd", "test_acc_iqm"] == pytest.approx(scipy_stats.trim_mean([0.9641, 0.9453, 0.9592], 0.25))
+
+
+def test_the_pivot_shows_a_recipe_whose_runs_all_failed_as_empty_not_as_never_swept():
+    runs = with_outcomes(table([("classic", "adam", 0, 0.98, "FINISHED"), ("classic", "sgd", 0, 0.1135, "FINISHED"),
+                                ("d2l", "adam", 0, 0.97, "FINISHED"), ("d2l", "sgd", 0, 0.11, "FINISHED")]))
+    pivot = accuracy_pivot(runs)
+    assert (list(pivot.index), list(pivot.columns)) == (["classic", "d2l"], ["adam", "sgd"])
+    assert pivot["sgd"].isna().all() and pivot.loc["classic", "adam"] == pytest.approx(0.98)
