@@ -166,7 +166,7 @@ def command(argv: list[str]) -> int:
     background = finishing.BACKGROUND
     if background.fatal is not None:  # the last job's writes found the disk full, or the server gone
         raise stopped(background.fatal, "", getattr(background.fatal, "store", ""))
-    return cli.FAILED if background.failures else cli.OK
+    return cli.FAILED if background.failures or SweepCallback.unended else cli.OK
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ class SweepCallback(Callback):
     """
 
     opened: ClassVar[SweepCallback | None] = None  # the sweep this process has open, if any
+    unended: ClassVar[str | None] = None  # a parent run this process could not end (the command fails)
 
     def __init__(self) -> None:
         self.parent: RunLog | None = None
@@ -136,12 +137,11 @@ class SweepCallback(Callback):
         """End the parent run: FAILED if a job failed, KILLED if the sweep stopped early, else FINISHED;
         then print the summary of what finished (it never fails the command)."""
         SweepCallback.opened = None
-        if self.parent is None:
-            room.give_back(self.room)
-            return
         parent, self.parent = self.parent, None
         BACKGROUND.drain()  # the last jobs' runs end (FINISHED once their files are in) before they are read
         room.give_back(self.room)  # after their last writes, which may have filled the disk: room for this end
+        if parent is None:
+            return
         try:
             status, runs = self.end_parent(parent, ended)
         except TrackingUnavailable:  # the command has said so in its one line; the next sweep closes the parent
@@ -149,6 +149,7 @@ class SweepCallback(Callback):
         except Exception as err:
             log.error("the sweep's parent run %s could not be ended (%s); the next sweep on this store closes it",
                       parent.run_id, one_line(err, self.tracking_uri))
+            SweepCallback.unended = parent.run_id
             return
         diverged = [r for r in runs if DIVERGED in r.data.tags]  # an outcome of the config, not a crash
         crashed = [r for r in runs if r.info.status != "FINISHED" and DIVERGED not in r.data.tags]

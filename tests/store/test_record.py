@@ -84,6 +84,25 @@ def test_a_failure_while_starting_the_sweeps_record_stops_it_in_one_line_and_end
     assert parent.info.status == "FAILED"  # not left RUNNING with no process behind it
 
 
+def test_an_open_sweep_keeps_room_beside_its_store_and_a_parent_it_cannot_end_fails_the_command(runs_dir, monkeypatch,
+                                                                                                  caplog):
+    cfg = compose_with_hydra([f"runs_dir={runs_dir}"])
+    sweep = SweepCallback()
+    sweep.on_multirun_start(cfg)
+    assert sweep.room.stat().st_size == 256 * 1024 and sweep.room.parent == runs_dir / "mlflow.db.sweeps"
+
+    def refused(run, status):
+        raise MlflowException("(sqlite3.OperationalError) database or disk is full")
+
+    monkeypatch.setattr(RunLog, "end", refused)
+    monkeypatch.setattr(SweepCallback, "unended", None)
+    sweep.on_multirun_end(cfg)
+    (said,) = [r.getMessage() for r in caplog.records if "could not be ended" in r.getMessage()]
+    assert f"no space left on device for the MLflow store sqlite:///{runs_dir}/mlflow.db" in said
+    assert SweepCallback.unended == runs_in(runs_dir, "sweep")[0].info.run_id  # the run command exits 1
+    assert not sweep.room.exists()  # given back before the end was tried
+
+
 def schema(store) -> tuple:
     """Each table's and index's definition, its clauses in any order (MLflow's own migrations order a table's
     constraints differently from one creation to the next), and the schema version."""
