@@ -7,8 +7,9 @@ sweep reads its runs for the summary, and before the command exits, every queued
 A process killed hard (kill -9) leaves its runs RUNNING for the next sweep to close KILLED: a run is never
 FINISHED without its files.
 
-Writes go to the background only where another job follows in this process (the basic launcher's sweep:
-`BACKGROUND.enabled`); elsewhere each is done at once, in the job's own thread.
+Writes go to the background only where another job follows in this process (the basic launcher's sweep) and
+the jobs train on a GPU, which leaves the CPU free meanwhile (`BACKGROUND.enabled`, set by the run command); on
+a CPU the writer would slow the next job's training by as much as it saves, so each write is done at once.
 """
 from __future__ import annotations
 
