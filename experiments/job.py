@@ -194,7 +194,8 @@ def test_predictions(job: Job) -> tuple[float, float, Predictions]:
 
 def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path, tracking: Tracking, model: str) -> dict:
     """Fit and evaluate the best and the last model on the test set; the run's files are written after
-    (experiments.artifacts), in the background where another job follows; model: its MLflow model's name."""
+    (experiments.artifacts), in the background where another job follows on a GPU; model: its MLflow model's
+    name."""
     outputs = Outputs(name, OmegaConf.to_yaml(cfg, resolve=True), layer_table(job.model), [])
 
     def on_epoch(row):

@@ -31,7 +31,7 @@ from .record.client import TrackingUnavailable
 from .record import finishing
 from .record.liveness import Heartbeat, close_stale_runs
 from .record.runs import ClosedElsewhere
-from .record.schema import CLOSED, JOB_NUM, OVERRIDES, OWNER, PARENT, ROLE, SWEEP_ID, read_sweep
+from .record.schema import CELL, CLOSED, JOB_NUM, OVERRIDES, OWNER, PARENT, ROLE, SWEEP_ID, read_sweep
 from .record.store import ExperimentDeleted, connect
 from .sweep import SweepCallback
 from .validate import check_command
@@ -76,11 +76,12 @@ def main(cfg: DictConfig) -> float:
     # where it trains on a GPU. On a CPU the writer would take the cores training uses: measured on 2 cores, the
     # main sweep took 55.0-78.5 s with it against 50.6-52.7 s without (BENCHMARKS.md).
     # (Through its module: a process launcher pickles this function with what it names, and the writer has locks.)
+    device = resolve_device(cfg.device).type
     finishing.BACKGROUND.enabled = hc.mode == RunMode.MULTIRUN and hc.launcher._target_.endswith(
-        ".BasicLauncher") and resolve_device(cfg.device).type == "cuda"
+        ".BasicLauncher") and device == "cuda"
     try:
         finishing.BACKGROUND.raise_fatal()  # the previous job's writes found the disk full, or the server gone
-        if resolve_device(cfg.device).type == "cpu":
+        if device == "cpu":
             launchers.share_cores(hc.launcher.get("n_jobs"))
         Heartbeat.interval_s = cfg.mlflow.heartbeat_s
         tracking = connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.server_patience_s)
@@ -89,7 +90,7 @@ def main(cfg: DictConfig) -> float:
         else:
             still_this_sweeps(tracking, read_sweep(hc.sweep.dir), name)
             launchers.supersede_earlier_attempts(tracking, tags)
-        result = run_job(cfg, tracking, name, tags, out, group_choices(hc.runtime.choices) | {"cell": cell})
+        result = run_job(cfg, tracking, name, tags, out, group_choices(hc.runtime.choices) | {CELL: cell})
     except ExperimentDeleted as err:  # every job would be refused the same way
         raise Abort(str(err)) from None
     except ClosedElsewhere as err:  # this process was paused past the heartbeat timeout: its sweep is not its own

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .outcomes import Cell, cell_name, with_outcomes
+from ..config import recipe
+from .outcomes import Cell, with_outcomes
 
 Predictions = Callable[[str], "np.ndarray | None"]  # run id -> per test sample, whether it was right
 
@@ -39,7 +40,7 @@ def comparisons(table: pd.DataFrame, factors: list[str], predictions: Prediction
             continue
         i = differ[0]
         context = {k: v for j, (k, v) in enumerate(zip(factors, ca.values)) if j != i}
-        base = {"factor": factors[i], "context": cell_name(list(context), list(context.values()))}
+        base = {"factor": factors[i], "context": recipe(list(context), list(context.values()))}
         a, b = ca.values[i], cb.values[i]
         row = base | accuracy_row(a, ca, b, cb, extras)
         recipes.append(row)

@@ -65,10 +65,6 @@ def score(table: pd.DataFrame) -> pd.Series:
     return values.where(~table["outcome"].isin(NOT_COUNTED))
 
 
-def cell_name(factors: list[str], values) -> str:
-    return recipe(factors, values)
-
-
 def factors_of(table: pd.DataFrame, swept: list[str] | None = None) -> list[str]:
     """The sweep's swept keys except the seed, else the FACTOR_KEYS whose value varies."""
     if swept:
@@ -144,7 +140,7 @@ def cells(table: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
         ok = trained(group)
         cell = Cell.of(values, group)
         low, high = stats.clopper_pearson(cell.failed, cell.counted)
-        row = {**dict(zip(factors, values)), "cell": cell_name(factors, values), "runs": len(group),
+        row = {**dict(zip(factors, values)), "cell": recipe(factors, values), "runs": len(group),
                "counted": cell.counted, "n": len(ok), "failed_runs": cell.failed,
                **{k: int((group["outcome"] == k).sum()) for k in OUTCOMES},
                "failure_rate": cell.failed / cell.counted if cell.counted else math.nan,

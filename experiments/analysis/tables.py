@@ -10,7 +10,8 @@ from mlflow.tracking import MlflowClient
 from ..record.resume import missing_files
 from ..record.schema import CELL, CLOSED, CODE, DIVERGED, OUTCOME
 from . import family, stats
-from .outcomes import FACTOR_KEYS, METRICS, cell_name, factors_of, groupby, trained, with_outcomes, with_test_intervals
+from ..config import recipe
+from .outcomes import FACTOR_KEYS, METRICS, factors_of, groupby, trained, with_outcomes, with_test_intervals
 
 # column -> where it lives on the run ("params.*", "metrics.*", "info.*", "tags.*")
 COLUMNS = {
@@ -92,7 +93,7 @@ def histories(client: MlflowClient, table: pd.DataFrame, factors: list[str], met
     for values, group in groupby(trained(table), factors):
         series = {run_id: pd.Series({m.step: m.value for m in client.get_metric_history(run_id, metric)})
                   for run_id in group["run_id"]}
-        out[cell_name(factors, values)] = pd.DataFrame(series).sort_index()
+        out[recipe(factors, values)] = pd.DataFrame(series).sort_index()
     return out
 
 

@@ -89,9 +89,3 @@ def write_view(client, experiment_id: str, sweep_id: str, factors: list[str], ru
                               envelope(f"sweep {sweep_id} by recipe", state(sweep_id, factors, runs)))
     return key
 
-
-def read_view(tags: dict, key: str) -> dict:
-    """The state a saved view holds, as the UI reads it (the round trip the tests check)."""
-    outer = json.loads(tags[PREFIX + key])
-    assert {"name", "createdAt", "updatedAt", "state"} <= set(outer) and isinstance(outer["state"], str)
-    return json.loads(outer["state"])

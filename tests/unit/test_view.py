@@ -1,5 +1,6 @@
 """The sweep's saved view in MLflow's UI: the format MLflow 3.17's UI reads, round-tripped, and skipped in one
 line on an MLflow whose UI was not checked (the browser test, tests/commands/test_mlflow_view.py, opens it)."""
+import json
 import logging
 
 import mlflow
@@ -26,12 +27,19 @@ class Experiment:
         self.tags[key] = value
 
 
+def read_view(tags: dict, key: str) -> dict:
+    """The state a saved view holds, read as the UI reads it: a JSON envelope whose state is JSON again."""
+    outer = json.loads(tags[view.PREFIX + key])
+    assert {"name", "createdAt", "updatedAt", "state"} <= set(outer) and isinstance(outer["state"], str)
+    return json.loads(outer["state"])
+
+
 def test_a_saved_view_round_trips_in_the_format_the_ui_reads():
     store = Experiment()
     key = view.write_view(store, "1", "2026-11-30_10-00-00-abcdef", ["model", "optim"], runs=12)
     (tag,) = store.tags
     assert tag == f"mlflow.sharedViewState.{key}"
-    state = view.read_view(store.tags, key)
+    state = read_view(store.tags, key)
     assert set(state) <= UI_STATE | FACETS  # nothing the UI does not read
     assert state["searchFilter"] == "tags.`lenet.sweep_id` = '2026-11-30_10-00-00-abcdef' and tags.`lenet.role` = 'job'"
     assert state["groupBy"] == {"aggregateFunction": "average",
