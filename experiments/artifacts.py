@@ -59,6 +59,12 @@ def model_name(cell: str, seed: int) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", f"{cell}-seed{seed}").strip("-")
 
 
+def model_uri(run_id: str, name: str) -> str:
+    """What a user passes to mlflow.pytorch.load_model or `mlflow models predict -m`: the run and its model's name
+    (MLflow 3 keeps a logged model apart from the run's artifacts, so runs:/<id>/model finds nothing)."""
+    return f"runs:/{run_id}/{name}"
+
+
 def write_files(outputs: Outputs, out: Path) -> None:
     """The run's files into out, each whole or not at all (lenet.atomic)."""
     import pandas as pd
@@ -133,6 +139,6 @@ def leave(tracking: Tracking, run: RunLog, outputs: Outputs, out: Path) -> None:
         run.artifacts(out)
         if outputs.model is not None:
             log_model(tracking, run, outputs.model, outputs.model_name)
-            run.tags({MODEL: f"runs:/{run.run_id}/{outputs.model_name}"})
+            run.tags({MODEL: model_uri(run.run_id, outputs.model_name)})
 
     run.write(write)

@@ -23,7 +23,7 @@ from lenet.data import Data, prepare
 from lenet.engine import EPOCH_METRICS, evaluate, fit, make_optimizer, predict, resolve_device
 from lenet.model import LeNet, layer_table, parameter_count
 
-from .artifacts import Outputs, Predictions, cpu_copy, leave, model_name
+from .artifacts import Outputs, Predictions, cpu_copy, leave, model_name, model_uri
 from .config import NOT_IDENTITY, config_hash, flatten
 from .record.runs import RunLog, logged_value, tracked_run
 from .record.resume import earlier_result
@@ -237,8 +237,9 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path, tracking
     run.outcome_tag = "collapsed" if test_acc <= COLLAPSED_AT else "ok"
     outputs.model_name = model
     leave(tracking, run, outputs, out)
-    log.info("%s: test_acc %.4f (best epoch %d), last test_acc %.4f, %.1f s training",
-             name, test_acc, result.best_epoch, last_acc, train_seconds)
+    log.info("%s: test_acc %.4f (best epoch %d), last test_acc %.4f, %.1f s training%s",
+             name, test_acc, result.best_epoch, last_acc, train_seconds,
+             f"; model {model_uri(run.run_id, model)}" if outputs.model is not None else "")
     return final
 
 

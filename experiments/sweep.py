@@ -16,13 +16,14 @@ from .cli import interrupted
 from .config import sweep_key
 from .errors import Abort, one_line
 from .record import room
+from .record.attempts import counted, sweep_runs
 from .record.client import TrackingUnavailable, raw
 from .record.finishing import BACKGROUND
 from .record.exclusive import AlreadyRunning, SweepGuard
 from .record.liveness import Heartbeat, close_stale_runs, close_sweep_runs, iso, me, owner_tags
 from .record.runs import RunLog
 from .record.schema import (CAME_BACK, CLOSED, DIVERGED, OVERRIDES, OWNER, RESUMED, ROLE, SWEEP_ID, SWEEP_KEY, SWEPT,
-                            job_runs, sweeps_with_key, write_sweep)
+                            sweeps_with_key, write_sweep)
 from .record.store import ExperimentDeleted, absolute, connect, sqlite_path
 
 log = logging.getLogger(__name__)
@@ -120,18 +121,20 @@ class SweepCallback(Callback):
         if cls.opened is not None:
             cls.opened.close(ended=False)
 
-    def end_parent(self, parent: RunLog, ended: bool) -> tuple[str, list]:
-        """End the parent run as its jobs ended; the status, and the job runs read to decide it."""
+    def end_parent(self, parent: RunLog, ended: bool) -> tuple[str, list, list]:
+        """End the parent run as its jobs' runs that count ended (record.attempts); the status, those runs, and
+        every run the sweep holds (superseded attempts too: the summary lists them)."""
         if not ended:  # stopped early: no job of it stays RUNNING (a parallel launcher's stopped or dead workers)
             why = "the sweep was interrupted" if interrupted() else "the sweep stopped early"
             close_sweep_runs(parent.client, self.experiment_id, self.sweep_id, why,
                              outcome="interrupted" if interrupted() else "killed")
-        runs = job_runs(parent.client, self.experiment_id, parent.run_id)
+        every = sweep_runs(parent.client, self.experiment_id, parent.run_id)
+        runs = counted(every)
         failed = any(r.info.status == "FAILED" and DIVERGED not in r.data.tags for r in runs)
         # Stopped early: KILLED by a signal, FAILED by an error (a launcher's, a dead cluster job).
         status = "FINISHED" if ended and not failed else "KILLED" if interrupted() and not failed else "FAILED"
         parent.end(status)
-        return status, runs
+        return status, runs, every
 
     def close(self, ended: bool) -> None:
         """End the parent run: FAILED if a job failed, KILLED if the sweep stopped early, else FINISHED;
@@ -143,7 +146,7 @@ class SweepCallback(Callback):
         if parent is None:
             return
         try:
-            status, runs = self.end_parent(parent, ended)
+            status, runs, every = self.end_parent(parent, ended)
         except TrackingUnavailable:  # the command has said so in its one line; the next sweep closes the parent
             return
         except Exception as err:
@@ -157,7 +160,7 @@ class SweepCallback(Callback):
 
         done, view = sum(r.info.status == "FINISHED" for r in runs), None
         try:
-            summary, view = sweep_summary(parent.client, self.experiment_id, parent.run_id, self.exports, runs,
+            summary, view = sweep_summary(parent.client, self.experiment_id, parent.run_id, self.exports, every,
                                           self.correction)
         except Exception as err:  # the runs are safe in MLflow; `python -m experiments.export` can redo this
             summary = f"(summary not written: {one_line(err)}; python -m experiments.export redoes it)"

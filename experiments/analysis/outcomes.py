@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import recipe
-from ..record.schema import CHANCE, COLLAPSED_AT
+from ..record.schema import CHANCE, COLLAPSED_AT, OUTCOMES_BY_STATUS, recorded_outcome
 from . import stats
 
 FACTOR_KEYS = ("model", "model.activation", "model.pool", "model.init", "optim", "optim.lr", "optim.momentum",
@@ -36,22 +36,27 @@ NOT_COUNTED = ("interrupted", "running")  # a run that says nothing about its re
 OUTCOMES = ("ok", *FAILURES, *NOT_COUNTED)
 
 
-def outcome(status: str, test_acc: float, closed: bool = False) -> str:
-    """ok, collapsed, diverged, failed, killed (its process died), interrupted (a handled signal) or running."""
-    if status == "FINISHED":
-        return "collapsed" if math.isfinite(test_acc) and test_acc <= COLLAPSED_AT else "ok"
-    if status == "KILLED":
+def outcome(status: str, test_acc: float, closed: bool = False, diverged: bool = False, tag: str | None = None) -> str:
+    """ok, collapsed, diverged, failed, killed (its process died), interrupted (a handled signal) or running: the
+    run's final MLflow status first (one that did not end FINISHED is never ok), then what it records of itself
+    (its lenet.diverged and lenet.outcome tags, and whether the liveness check closed it)."""
+    if status == "FINISHED" and math.isfinite(test_acc):
+        return "collapsed" if test_acc <= COLLAPSED_AT else "ok"
+    if status == "FAILED" and diverged:
+        return "diverged"
+    if status == "KILLED" and tag not in OUTCOMES_BY_STATUS["KILLED"]:
         return "killed" if closed else "interrupted"
-    return {"DIVERGED": "diverged", "RUNNING": "running"}.get(status, "failed")
+    return recorded_outcome(status, tag)
 
 
 def with_outcomes(table: pd.DataFrame) -> pd.DataFrame:
-    """The table with each run's outcome: the one its run records (lenet.outcome), else read off its status."""
-    closed = table["closed"] if "closed" in table else pd.Series(False, index=table.index)
-    recorded = table["outcome_tag"] if "outcome_tag" in table else pd.Series(None, index=table.index)
-    return table.assign(outcome=[tag if status != "RUNNING" and tag in OUTCOMES else outcome(status, acc, bool(c))
-                                 for status, acc, c, tag in zip(table["status"], table["test_acc"].astype(float),
-                                                                closed.fillna(False), recorded)])
+    """The table with each run's outcome: the one it has (the runs table's), else read off its status and flags."""
+    if "outcome" in table:
+        return table
+    flag = lambda name: table[name].fillna(False).astype(bool) if name in table else [False] * len(table)  # noqa: E731
+    return table.assign(outcome=[outcome(status, acc, closed, diverged) for status, acc, closed, diverged in
+                                 zip(table["status"], table["test_acc"].astype(float), flag("closed"),
+                                     flag("diverged"))])
 
 
 def trained(table: pd.DataFrame) -> pd.DataFrame:
@@ -140,7 +145,8 @@ def cells(table: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
         ok = trained(group)
         cell = Cell.of(values, group)
         low, high = stats.clopper_pearson(cell.failed, cell.counted)
-        row = {**dict(zip(factors, values)), "cell": recipe(factors, values), "runs": len(group),
+        name = group["cell"].iloc[0] if "cell" in group else recipe(factors, values)  # the runs table's name
+        row = {**dict(zip(factors, values)), "cell": name, "runs": len(group),
                "counted": cell.counted, "n": len(ok), "failed_runs": cell.failed,
                **{k: int((group["outcome"] == k).sum()) for k in OUTCOMES},
                "failure_rate": cell.failed / cell.counted if cell.counted else math.nan,

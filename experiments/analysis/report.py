@@ -14,18 +14,20 @@ from mlflow.tracking import MlflowClient
 
 from lenet.atomic import atomic_write
 
-from ..record.schema import OVERRIDES, SWEEP_ID, SWEPT, job_runs
+from ..record.attempts import sweep_runs
+from ..record.schema import CHANCE, OUTCOME, OVERRIDES, SUPERSEDED, SUPERSEDED_BY, SWEEP_ID, SWEPT
 from . import plots
-from .outcomes import FAILURES, best_cell
+from .outcomes import FAILURES, NOT_COUNTED, best_cell
+from .results import latex_table, markdown_table, typed
 from .summary import summary_text
 from .tables import analyse
 from .view import write_view
 
 FORMATS = {
     "csv": lambda df, path: df.to_csv(path, index=False),
-    "md": lambda df, path: path.write_text(df.to_markdown(index=False, floatfmt="g") + "\n"),
+    "md": lambda df, path: path.write_text(markdown_table(df) + "\n"),
     "parquet": lambda df, path: df.to_parquet(path, index=False),
-    "latex": lambda df, path: path.write_text(df.to_latex(index=False, float_format="%.4g")),
+    "latex": lambda df, path: path.write_text(latex_table(df)),
     "json": lambda df, path: df.to_json(path, orient="records", indent=1),
 }
 
@@ -40,8 +42,9 @@ def write(result: dict, folder: Path, formats: list[str], text: str) -> list[Pat
 
     for name in ("runs", "pivot", "cells", "comparisons", "effects", "anova"):
         if len(result[name]):
+            table = typed(result[name], schema=name == "runs")  # one type per column, the same in every format
             for fmt in formats:
-                atomic(folder / f"{name}.{fmt}", lambda p, df=result[name], f=fmt: FORMATS[f](df, p))
+                atomic(folder / f"{name}.{fmt}", lambda p, df=table, f=fmt: FORMATS[f](df, p))
     for metric, bands in result["bands"].items():
         if bands:
             atomic(folder / f"curves_{metric}.png", lambda p, b=bands, m=metric: plots.cell_curves(b, m, p))
@@ -54,12 +57,12 @@ def write(result: dict, folder: Path, formats: list[str], text: str) -> list[Pat
 def export_sweep(client: MlflowClient, experiment_id: str, parent, out: Path, formats: list[str],
                  attach: bool = True, runs: list | None = None,
                  correction: str = "holm") -> tuple[str, list[Path], str | None]:
-    """Analyse a sweep (runs: its job_runs, when the caller has them), write it under out/<sweep id>/, and log
+    """Analyse a sweep (runs: every run it holds, when the caller has them), write it under out/<sweep id>/, and log
     it on the sweep's parent run with its ready view in MLflow's UI, unless that sweep is still running (its own
     end writes them). Returns the summary, the files written and the view's key (None: not written)."""
     sweep_id = parent.data.tags[SWEEP_ID]
     swept = json.loads(parent.data.tags.get(SWEPT, "null"))
-    runs = job_runs(client, experiment_id, parent.info.run_id) if runs is None else runs
+    runs = sweep_runs(client, experiment_id, parent.info.run_id) if runs is None else runs
     result = analyse(client, runs, swept, correction)
     title = f"sweep {sweep_id}: {parent.data.tags.get(OVERRIDES, '')}"
     text = summary_text(result, title)
@@ -69,9 +72,32 @@ def export_sweep(client: MlflowClient, experiment_id: str, parent, out: Path, fo
     written, view = write(result, out / sweep_id, formats, text), None
     if attach and parent.info.status != "RUNNING":
         client.log_artifacts(parent.info.run_id, str(out / sweep_id), artifact_path="summary")
+        mark_runs(client, runs, result["runs"])
         describe_parent(client, parent.info.run_id, result, title)
         view = write_view(client, experiment_id, sweep_id, result["factors"], len(result["runs"]))
     return text, written, view
+
+
+def mark_runs(client: MlflowClient, runs: list, table: pd.DataFrame) -> None:
+    """What the runs table decided, on the job runs themselves, for MLflow's UI and the saved view: each run's
+    outcome tag as the table derives it (a run whose files failed to land after its tag said ok is corrected), a
+    superseded run's lenet.superseded (the view leaves such runs out), and each counted run's score (its test
+    accuracy, a failure at chance) so that a recipe whose runs all failed still has its bar."""
+    tags = {r.info.run_id: r.data.tags for r in runs}
+    now = int(time.time() * 1000)
+    for row in table.to_dict("records"):
+        run_id, had = row["run_id"], tags.get(row["run_id"], {})
+        if row["outcome"] != "running" and had.get(OUTCOME) != row["outcome"]:
+            client.set_tag(run_id, OUTCOME, row["outcome"])
+        if pd.notna(row["superseded_why"]) and SUPERSEDED not in had:
+            client.set_tag(run_id, SUPERSEDED, row["superseded_why"])
+            client.set_tag(run_id, SUPERSEDED_BY, row["superseded_by"] or "")
+        elif pd.isna(row["superseded_why"]) and SUPERSEDED_BY in had:  # it counts again (the newer run was deleted)
+            client.delete_tag(run_id, SUPERSEDED)
+            client.delete_tag(run_id, SUPERSEDED_BY)
+        if row["counted"] and row["outcome"] not in NOT_COUNTED:
+            value = row["test_acc"] if row["outcome"] == "ok" else CHANCE
+            client.log_batch(run_id, metrics=[Metric("score", round(float(value), 6), now, 0)])
 
 
 MAX_DESCRIPTION = 8000  # MLflow's limit on a tag's value, and so on a run's description
@@ -86,9 +112,10 @@ def describe_parent(client: MlflowClient, run_id: str, result: dict, title: str)
         note = "\n\n(cut here to fit MLflow's description; the whole summary is summary/summary.md)"
         text = text[: MAX_DESCRIPTION - len(note)].rsplit("\n", 1)[0] + note
     client.set_tag(run_id, "mlflow.note.content", text)
-    runs, cells = result["runs"], result["cells"]
+    runs, cells = result["answered"], result["cells"]
     outcome = runs["outcome"] if len(runs) else pd.Series(dtype=str)
-    headline = {"runs_total": len(runs), "runs_trained": int((outcome == "ok").sum()),
+    superseded = int(result["runs"]["superseded_why"].notna().sum()) if len(result["runs"]) else 0
+    headline = {"runs_total": len(runs), "runs_superseded": superseded, "runs_trained": int((outcome == "ok").sum()),
                 "runs_failed": int(outcome.isin(FAILURES).sum()), "runs_interrupted": int((outcome == "interrupted")
                                                                                           .sum()),
                 "runs_running": int((outcome == "running").sum()), "cells": len(cells)}

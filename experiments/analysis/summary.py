@@ -7,34 +7,22 @@ from __future__ import annotations
 import pandas as pd
 
 from . import wording
+from .results import markdown_table
 from .outcomes import COLLAPSE_HINT, DIVERGE_HINT
-from .tables import SHOWN
-
 SENTENCES = 8  # comparison sentences in the summary; every comparison is in comparisons.csv
 
 
+# The runs table's columns a reader scans in the summary (every column is in runs.csv).
+SHOWN = ["run_name", "model", "model.activation", "model.pool", "optim", "optim.lr", "data", "seed", "trainer.epochs",
+         "test_acc", "best_val_acc", "train_seconds", "samples_per_second", "status", "outcome"]
+
+
 def markdown(table: pd.DataFrame) -> str:
-    shown = table.round({"train_seconds": 2, "samples_per_second": 0})
-    return shown.to_markdown(index=False, floatfmt="g")
+    return markdown_table(table.round({"train_seconds": 2, "samples_per_second": 0}))
 
 
 def shown_runs(table: pd.DataFrame) -> pd.DataFrame:
     return table[[c for c in SHOWN if c in table.columns]]
-
-
-def accuracy_text(cell: dict) -> str:
-    """A cell's accuracy among its runs that trained: an interval over seeds only from 3 runs or more; one run's
-    Wilson interval says so (the test set's noise, not the seeds')."""
-    if cell["n"] == 0:
-        return "-"
-    if cell["test_acc_interval"] == "t":
-        clipped = " (clipped to [0, 1])" if cell["test_acc_clipped"] else ""
-        return (f"{cell['test_acc_mean']:.4f} (95% CI over seeds {cell['test_acc_ci_low']:.4f} to "
-                f"{cell['test_acc_ci_high']:.4f}{clipped})")
-    if cell["n"] == 1 and cell["test_acc_interval"]:
-        return (f"{cell['test_acc_mean']:.4f} (one run; 95% {cell['test_acc_interval']}: {cell['test_acc_ci_low']:.4f}"
-                f" to {cell['test_acc_ci_high']:.4f})")
-    return f"{cell['test_acc_values']} (too few runs for an interval)"
 
 
 def cells_shown(cells: pd.DataFrame) -> pd.DataFrame:
@@ -48,14 +36,15 @@ def cells_shown(cells: pd.DataFrame) -> pd.DataFrame:
             rate += f"; not counted: {cell['not_counted']}"
         spread = f"{cell['test_acc_min']:.4f} to {cell['test_acc_max']:.4f}" if cell["n"] > 1 else "-"
         rows.append({"cell": cell["cell"], "runs": int(cell["runs"]), "trained": int(cell["n"]), "failed": rate,
-                     "test_acc (runs that trained)": accuracy_text(cell), "seed range": spread,
+                     "test_acc (runs that trained)": wording.accuracy_text(cell), "seed range": spread,
                      "score": f"{cell['score_mean']:.4f}" if pd.notna(cell["score_mean"]) else "-"})
     return pd.DataFrame(rows)
 
 
 def summary_text(result: dict, title: str, with_runs: bool = True, sentences: int = SENTENCES) -> str:
-    table, cells, verdict = result["runs"], result["cells"], result["verdict"]
-    if table.empty:  # stopped (or refused by a launcher) before any job made a run
+    everything, cells, verdict = result["runs"], result["cells"], result["verdict"]
+    table = result["answered"]
+    if everything.empty:  # stopped (or refused by a launcher) before any job made a run
         return f"# {title}\n\nNo runs: the sweep ended before any of its jobs started one.\n"
     lines = [f"# {title}", "", wording.headline(verdict), ""]
     if len(cells):
@@ -64,7 +53,7 @@ def summary_text(result: dict, title: str, with_runs: bool = True, sentences: in
     for outcome, hint in (("collapsed", COLLAPSE_HINT), ("diverged", DIVERGE_HINT)):
         if (table["outcome"] == outcome).any():
             lines += [hint, ""]
-    lines += notes(table)
+    lines += notes(table) + superseded_note(everything)
     said, more = wording.findings(verdict, sentences)
     if said:
         lines += [wording.family_sentence(verdict), ""] + [f"- {s}" for s in said]
@@ -81,8 +70,8 @@ def summary_text(result: dict, title: str, with_runs: bool = True, sentences: in
 def notes(table: pd.DataFrame) -> list[str]:
     """What a reader must know about the runs themselves before trusting the numbers."""
     out = []
-    if "missing_files" in table and table["missing_files"].astype(bool).any():
-        lacking = table[table["missing_files"].astype(bool)]
+    if "missing_files" in table and table["missing_files"].notna().any():
+        lacking = table[table["missing_files"].notna()]
         out += ["Runs that lack files (deleted?): " + "; ".join(
             f"run {r['run_id']} ({r['missing_files']})" for r in lacking.to_dict("records"))
             + ". A rerun of the sweep trains them again.", ""]
@@ -96,6 +85,18 @@ def notes(table: pd.DataFrame) -> list[str]:
         out += [f"{running} run{'s are' if running > 1 else ' is'} still running: shown as running, in no rate or "
                 f"test.", ""]
     return out
+
+
+def superseded_note(table: pd.DataFrame) -> list[str]:
+    """One line: how many runs a newer run of their config replaced, and why (they are in runs.csv only)."""
+    old = table[table["superseded_why"].notna()] if "superseded_why" in table else table.iloc[:0]
+    if old.empty:
+        return []
+    why = old["superseded_why"].value_counts()
+    n = len(old)
+    return [f"{n} older run{'s' if n > 1 else ''} of {'these configs' if n > 1 else 'a config'} superseded by a newer "
+            f"run of the same config ({', '.join(f'{k}: {v}' for k, v in why.items())}): in runs.csv (superseded_by), "
+            f"in no number here.", ""]
 
 
 def model_lines(verdict) -> list[str]:

@@ -7,44 +7,11 @@ import tempfile
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from ..record.resume import missing_files
-from ..record.schema import CELL, CLOSED, CODE, DIVERGED, OUTCOME
-from . import family, stats
 from ..config import recipe
-from .outcomes import FACTOR_KEYS, METRICS, factors_of, groupby, trained, with_outcomes, with_test_intervals
-
-# column -> where it lives on the run ("params.*", "metrics.*", "info.*", "tags.*")
-COLUMNS = {
-    "model": "params.model", "activation": "params.model.activation", "pool": "params.model.pool",
-    "optim": "params.optim", "lr": "params.optim.lr", "data": "params.data", "seed": "params.seed",
-    "epochs": "params.trainer.epochs", "test_acc": "metrics.test_acc", "best_val_acc": "metrics.best_val_acc",
-    "train_seconds": "metrics.train_seconds", "samples_per_second": "metrics.train_samples_per_second",
-    "status": "info.status", "test_size": "params.test_size", "run_id": "info.run_id",
-    "closed": f"tags.{CLOSED}", "code": f"tags.{CODE}", "outcome_tag": f"tags.{OUTCOME}", "cell": f"params.{CELL}",
-}
-SHOWN = [c for c in COLUMNS if c not in ("run_id", "test_size", "closed", "code", "outcome_tag", "cell")] + ["outcome"]
-
-
-def runs_table(runs: list, factor_keys=FACTOR_KEYS, missing: dict | None = None) -> pd.DataFrame:
-    """One row per run: COLUMNS, then the raw params that can be factors; numbers as numbers; its outcome;
-    missing: run id -> the files a FINISHED run lacks."""
-    rows = []
-    for run in runs:
-        status = "DIVERGED" if DIVERGED in run.data.tags else run.info.status
-        sources = {"params": run.data.params, "metrics": run.data.metrics, "tags": run.data.tags,
-                   "info": {"status": status, "run_id": run.info.run_id}}
-        row = {col: sources[src.split(".", 1)[0]].get(src.split(".", 1)[1]) for col, src in COLUMNS.items()}
-        row |= {key: run.data.params.get(key) for key in factor_keys if key not in COLUMNS}
-        row["missing_files"] = ", ".join((missing or {}).get(run.info.run_id, []))
-        rows.append(row)
-    table = pd.DataFrame(rows, columns=list(COLUMNS) + [k for k in factor_keys if k not in COLUMNS]
-                         + ["missing_files"])
-    for col in ("lr", "seed", "epochs", *METRICS, "samples_per_second", "test_size"):
-        table[col] = pd.to_numeric(table[col])
-    table["closed"] = table["closed"].notna()
-    table = with_test_intervals(with_outcomes(table))
-    keep = [c for c in table.columns if c in COLUMNS or c == "outcome" or table[c].notna().any()]
-    return table[[c for c in keep if c != "missing_files" or table[c].astype(bool).any()]]
+from ..record.resume import missing_files
+from . import family, stats
+from .outcomes import factors_of, groupby, trained
+from .results import results_table, with_cells
 
 
 def accuracy_pivot(table: pd.DataFrame) -> pd.DataFrame:
@@ -61,14 +28,18 @@ def accuracy_pivot(table: pd.DataFrame) -> pd.DataFrame:
 def analyse(client: MlflowClient, runs: list, swept: list[str] | None, correction: str = "holm") -> dict:
     """Every table and figure of the answer, as pandas frames and per-cell curve bands."""
     missing = {r.info.run_id: missing_files(client, r) for r in runs if r.info.status == "FINISHED"}
-    table = runs_table(runs, tuple(dict.fromkeys([*FACTOR_KEYS, *(swept or [])])), missing)
-    factors = factors_of(table, swept)
-    verdict = family.verdict(table, factors, predictions_of(client), correction)
+    table = results_table(runs, swept, missing)
+    answered = table[table["superseded_why"].isna()]  # what counts, and runs still running (shown, in no number)
+    factors = factors_of(answered, swept)
+    table = with_cells(table, factors)
+    answered = table.loc[answered.index]
+    verdict = family.verdict(answered, factors, predictions_of(client), correction)
     comparisons = pd.concat([verdict.recipes, verdict.networks], ignore_index=True)
-    result = {"runs": table, "factors": factors, "pivot": accuracy_pivot(table).reset_index(),
+    result = {"runs": table, "answered": answered, "factors": factors,
+              "pivot": accuracy_pivot(answered).reset_index(),
               "cells": verdict.cells, "comparisons": comparisons, "verdict": verdict,
               "effects": verdict.model.means, "anova": verdict.model.anova}
-    result["bands"] = {metric: curve_bands(histories(client, table, factors, metric), bounds)
+    result["bands"] = {metric: curve_bands(histories(client, answered, factors, metric), bounds)
                        for metric, bounds in (("val_acc", (0.0, 1.0)), ("train_loss", None))}
     return result
 
@@ -93,7 +64,7 @@ def histories(client: MlflowClient, table: pd.DataFrame, factors: list[str], met
     for values, group in groupby(trained(table), factors):
         series = {run_id: pd.Series({m.step: m.value for m in client.get_metric_history(run_id, metric)})
                   for run_id in group["run_id"]}
-        out[recipe(factors, values)] = pd.DataFrame(series).sort_index()
+        out[group["cell"].iloc[0] if "cell" in group else recipe(factors, values)] = pd.DataFrame(series).sort_index()
     return out
 
 

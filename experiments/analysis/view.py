@@ -18,7 +18,7 @@ import time
 
 import mlflow
 
-from ..record.schema import CELL, OUTCOME, ROLE, SWEEP_ID
+from ..record.schema import CELL, OUTCOME, ROLE, SUPERSEDED, SWEEP_ID
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,12 @@ def state(sweep_id: str, factors: list[str], runs: int) -> dict:
     """The UI state of the sweep's view: the search facets and the table and chart settings it reads."""
     section = f"recipes-{sweep_id}"
     charts = [
+        {"uuid": f"score-{sweep_id}", "type": "BAR", "runsCountToCompare": max(runs, 10), "metricSectionId": section,
+         "deleted": False, "isGenerated": False,
+         "displayName": "score per recipe (test_acc, failed runs at chance 0.1: every recipe has a bar)",
+         "metricKey": "score"},
         {"uuid": f"test-acc-{sweep_id}", "type": "BAR", "runsCountToCompare": max(runs, 10), "metricSectionId": section,
-         "deleted": False, "isGenerated": False, "displayName": "test_acc per recipe (mean over its runs)",
+         "deleted": False, "isGenerated": False, "displayName": "test_acc per recipe (mean over its runs that trained)",
          "metricKey": "test_acc"},
         {"uuid": f"val-acc-{sweep_id}", "type": "LINE", "runsCountToCompare": max(runs, 10), "metricSectionId": section,
          "deleted": False, "isGenerated": False, "displayName": "val_acc by epoch (mean and range over its runs)",
@@ -50,16 +54,19 @@ def state(sweep_id: str, factors: list[str], runs: int) -> dict:
          "yAxisExpressions": [], "ignoreOutliers": False, "useGlobalXaxisKey": False, "useGlobalLineSmoothing": False},
     ]
     return {
-        "searchFilter": f"tags.`{SWEEP_ID}` = '{sweep_id}' and tags.`{ROLE}` = 'job'",
-        "orderByKey": column("params", CELL), "orderByAsc": True, "startTime": "ALL", "lifecycleFilter": "Active",
+        # Its runs that count: a run another run of its config superseded (record.attempts) is left out.
+        "searchFilter": f"tags.`{SWEEP_ID}` = '{sweep_id}' and tags.`{ROLE}` = 'job' and tags.`{SUPERSEDED}` IS NULL",
+        # Best first: the UI orders runs, and groups by their first run; it cannot order groups by their mean.
+        "orderByKey": column("metrics", "score"), "orderByAsc": False, "startTime": "ALL", "lifecycleFilter": "Active",
         "datasetsFilter": [], "modelVersionFilter": "All Runs",
-        "selectedColumns": [column("params", CELL), *(column("params", f) for f in factors), column("params", "seed"),
-                            column("tags", OUTCOME), column("metrics", "test_acc"), column("metrics", "best_val_acc"),
-                            column("metrics", "train_seconds")],
+        # No seed column: a group row would show the mean of its seeds; each run's name says its seed.
+        "selectedColumns": [column("params", CELL), *(column("params", f) for f in factors), column("tags", OUTCOME),
+                            column("metrics", "score"), column("metrics", "test_acc"),
+                            column("metrics", "best_val_acc"), column("metrics", "train_seconds")],
         # The answer's columns first, wide enough for a recipe's name ("Group: classic+model.pool=max")
-        "columnOrder": [RUN_NAME, column("params", CELL), column("tags", OUTCOME), column("metrics", "test_acc"),
-                        column("metrics", "best_val_acc"), *(column("params", f) for f in factors),
-                        column("params", "seed")],
+        "columnOrder": [RUN_NAME, column("params", CELL), column("tags", OUTCOME), column("metrics", "score"),
+                        column("metrics", "test_acc"), column("metrics", "best_val_acc"),
+                        *(column("params", f) for f in factors)],
         "columnWidths": {RUN_NAME: 290, column("params", CELL): 170, column("tags", OUTCOME): 110},
         "runsHiddenMode": "SHOW_ALL",
         "compareRunCharts": charts,

@@ -175,6 +175,21 @@ def family_sentence(v: Verdict) -> str:
             f"over every test in this summary ({what}): at most 5% of the claims are expected to be false.")
 
 
+def accuracy_text(cell: dict) -> str:
+    """A cell's accuracy among its runs that trained: an interval over seeds only from 3 runs or more; one run's
+    Wilson interval says so (the test set's noise, not the seeds')."""
+    if cell["n"] == 0:
+        return "-"
+    if cell["test_acc_interval"] == "t":
+        clipped = " (clipped to [0, 1])" if cell["test_acc_clipped"] else ""
+        return (f"{cell['test_acc_mean']:.4f} (95% CI over seeds {cell['test_acc_ci_low']:.4f} to "
+                f"{cell['test_acc_ci_high']:.4f}{clipped})")
+    if cell["n"] == 1 and cell["test_acc_interval"]:
+        return (f"{cell['test_acc_mean']:.4f} (one run; 95% {cell['test_acc_interval']}: {cell['test_acc_ci_low']:.4f}"
+                f" to {cell['test_acc_ci_high']:.4f})")
+    return f"{cell['test_acc_values']} (too few runs for an interval)"
+
+
 def headline(v: Verdict) -> str:
     """The answer in one paragraph: the best recipe by score, its spread, the gap to the next, what failed."""
     cells = v.cells
@@ -186,6 +201,10 @@ def headline(v: Verdict) -> str:
     spread = (f"{int(best['n'])} of {int(best['counted'])} runs trained, {best['test_acc_min']:.4f} to "
               f"{best['test_acc_max']:.4f}" if best["n"] > 1 else f"{int(best['n'])} of {int(best['counted'])} "
               f"runs trained")
+    if len(cells) == 1:  # one recipe: its result, not a ranking of one
+        failed = f"; {int(best['failed_runs'])} of {int(best['counted'])} runs failed ({best['failures']})" \
+            if best["failed_runs"] else ""
+        return f"{best['cell']}: test accuracy {accuracy_text(best)}{failed}."
     text = (f"Best recipe: {best['cell']}, score {best['score_mean']:.4f} (mean test accuracy with failed runs "
             f"counted at chance; {spread})")
     ranked = cells[cells["cell"] != best["cell"]].sort_values("score_mean", ascending=False)

@@ -20,7 +20,7 @@ from .client import TrackingUnavailable, raw
 from .finishing import BACKGROUND
 from .liveness import Heartbeat, iso, me, owner_tags
 from .provenance import provenance
-from .schema import CAME_BACK, CLOSED, HEARTBEAT, OUTCOME
+from .schema import CAME_BACK, CLOSED, HEARTBEAT, OUTCOME, recorded_outcome
 from .store import Tracking
 
 
@@ -131,8 +131,9 @@ class RunLog:
         if current.info.status != "RUNNING":
             self.came_back(current.info.status, status)
             return
-        outcome = self.outcome_tag or {"FINISHED": "ok", "KILLED": "interrupted"}.get(status, "failed")
-        self.client.set_tag(self.run_id, OUTCOME, outcome)  # what the UI's views group and filter by
+        # Written with the status, after the last write that could fail: a run whose files did not land ends
+        # FAILED and says failed, not the ok its training had earned (the UI's views group and filter by it).
+        self.client.set_tag(self.run_id, OUTCOME, recorded_outcome(status, self.outcome_tag))
         self.client.set_terminated(self.run_id, status)
 
     def came_back(self, left: str, would_be: str) -> None:

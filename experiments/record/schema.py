@@ -26,7 +26,9 @@ CLOSED = "lenet.closed"  # on a run closed because its process was gone: why and
 CLAIM = "lenet.claim"  # on a parent: the launch that owns it now (a server store's claim protocol)
 CAME_BACK = "lenet.came_back"  # on a run closed while its process was paused: that it came back, and did nothing
 RESUMED = "lenet.resumed"  # on a parent taken up again by the same sweep: when, by whom, and how it had ended
-SUPERSEDED = "lenet.superseded"  # on an attempt of a job that its scheduler started again: why, and which run follows
+SUPERSEDED = "lenet.superseded"  # on a run that does not count: why (set by a requeued job's next attempt, or by
+# the sweep's end from record.attempts, then with SUPERSEDED_BY: the run that counts instead)
+SUPERSEDED_BY = "lenet.superseded_by"
 OUTCOME = "lenet.outcome"  # on a job: ok, collapsed, diverged, failed, interrupted, or killed (when it ended)
 CELL = "cell"  # a param on every job: its recipe, the values of its sweep's factors (classic+adam)
 MODEL = "lenet.model"  # on a job: the URI its MLflow model loads from (runs:/<id>/<name>)
@@ -39,6 +41,19 @@ JOB_NUM = "hydra.job_num"
 # MNIST: every image called a 1).
 CHANCE = 0.10
 COLLAPSED_AT = CHANCE + 0.05
+# What a run's OUTCOME tag may say, by the MLflow status it ended with, its default first: the status comes first,
+# so a run that did not end FINISHED is never ok, whatever its training did (its files may have failed to land).
+OUTCOMES_BY_STATUS = {"FINISHED": ("ok", "collapsed"), "FAILED": ("failed", "diverged"),
+                      "KILLED": ("interrupted", "killed"), "RUNNING": ("running",)}
+
+
+def recorded_outcome(status: str, tag: str | None) -> str:
+    """The outcome of a run that ended with status: its tag where that status allows it, else the status's own
+    (FINISHED ok, FAILED failed, KILLED interrupted: stopped by a signal the harness handled)."""
+    allowed = OUTCOMES_BY_STATUS.get(status, ("failed",))
+    return tag if tag in allowed else allowed[0]
+
+
 SWEEP_FILE = "mlflow_sweep.json"  # in Hydra's sweep dir: how a sweep's jobs find their parent run
 MANY = 10000  # the most runs one query returns: more than a sweep or an experiment's live runs hold
 
@@ -85,34 +100,14 @@ def children(client, experiment_id: str, parent_id: str) -> list:
                               order_by=["attributes.start_time ASC"], max_results=MANY)
 
 
-def job_runs(client, experiment_id: str, parent_id: str) -> list:
-    """The sweep's runs, one per config: the FINISHED one if any, else the latest attempt.
-
-    A resumed sweep holds earlier failed or killed attempts, and may count FINISHED runs that
-    another sweep made (tagged lenet.reused.<run id> on its parent).
-    """
-    reused = [key.removeprefix(REUSED) for key in client.get_run(parent_id).data.tags if key.startswith(REUSED)]
-    attempts = [r for r in children(client, experiment_id, parent_id) if SUPERSEDED not in r.data.tags]
-    return latest_per_config(attempts + [client.get_run(r) for r in reused])
-
-
 def matching_jobs(client, experiment_id: str, where: str) -> list:
-    """Job runs of the experiment matching an MLflow filter (e.g. "params.model = 'classic'"), one per config.
+    """Job runs of the experiment matching an MLflow filter (e.g. "params.model = 'classic'"), every attempt
+    (record.attempts says which count).
 
     MLflow filters take no parentheses, so `where` is joined with `and`.
     """
-    found = client.search_runs([experiment_id], filter_string=f"tags.`{ROLE}` = 'job' and {where}",
-                               max_results=MANY)
-    return latest_per_config(found)
-
-
-def latest_per_config(runs: list) -> list:
-    chosen: dict[str, object] = {}
-    for run in sorted(runs, key=lambda r: r.info.start_time):
-        key = run.data.tags.get(CONFIG_HASH, run.info.run_id)
-        if key not in chosen or chosen[key].info.status != "FINISHED":
-            chosen[key] = run
-    return sorted(chosen.values(), key=lambda r: (int(r.data.tags.get(JOB_NUM, 0)), r.info.start_time))
+    return client.search_runs([experiment_id], filter_string=f"tags.`{ROLE}` = 'job' and {where}",
+                              order_by=["attributes.start_time ASC"], max_results=MANY)
 
 
 def read_sweep(sweep_dir: str | Path) -> dict | None:

@@ -70,9 +70,11 @@ def test_export_writes_four_rows_and_a_pivot(sweep, capsys):
     printed = capsys.readouterr().out
     (folder,) = out.iterdir()  # one folder per sweep, named by its id
     table = pd.read_csv(folder / "runs.csv")
-    assert len(table) == 4 and sorted(table["status"]) == ["DIVERGED", "FINISHED", "FINISHED", "FINISHED"]
-    assert set(table.columns) >= {"model", "activation", "pool", "optim", "lr", "data", "seed", "epochs", "test_acc",
-                                  "best_val_acc", "train_seconds", "samples_per_second", "status", "run_id"}
+    assert len(table) == 4 and sorted(table["status"]) == ["FAILED", "FINISHED", "FINISHED", "FINISHED"]
+    assert list(table[table["status"] == "FAILED"]["outcome"]) == ["diverged"]  # why it FAILED, beside the state
+    assert set(table.columns) >= {"model", "model.activation", "model.pool", "optim", "optim.lr", "data", "seed",
+                                  "trainer.epochs", "test_acc", "best_val_acc", "train_seconds", "samples_per_second",
+                                  "status", "outcome", "run_id", "model_uri"}
     pivot = pd.read_csv(folder / "pivot.csv")
     assert list(pivot["model"]) == ["classic", "d2l"] and {"adam", "sgd"} <= set(pivot.columns)
     assert "| classic " in printed and "test_acc by model x optim" in printed
@@ -121,6 +123,7 @@ def test_export_formats_and_param_filters(sweep, capsys):
     (folder,) = out.iterdir()
     table = pd.read_parquet(folder / "runs.parquet")
     assert set(table["model"]) == {"classic"} and len(table) == 2
+    assert table["optim.lr"].dtype == "float64" and table["trainer.epochs"].dtype == "Int64"  # numbers, not text
     assert (folder / "runs.latex").read_text().startswith("\\begin{tabular}")
     assert "where params.model = 'classic'" in capsys.readouterr().out
 
@@ -217,14 +220,26 @@ def test_each_child_charts_well_and_carries_an_mlflow_model_and_its_dataset(swee
     assert len({json.loads(c.inputs.dataset_inputs[0].dataset.source)["dataset"] for c in children}) == 1
 
 
-def test_mlflow_models_predict_serves_a_logged_model(sweep, tmp_path):
-    runs_dir, _ = sweep
-    runs = every_run(runs_dir)
-    child = next(r for r in runs if r.data.params.get("model") == "d2l")
+def printed_model_uri(proc, name: str) -> str:
+    """The model URI a job's last line prints: what the README tells a user to type."""
+    (line,) = [line for line in (proc.stdout + proc.stderr).splitlines() if f" - {name}: test_acc " in line]
+    return line.split("; model ")[1].strip()
+
+
+def test_mlflow_models_predict_serves_a_logged_model_from_the_printed_uri(sweep, tmp_path):
+    import mlflow.pytorch
+    import torch
+
+    runs_dir, proc = sweep
+    uri = printed_model_uri(proc, "d2l+adam")
+    (child,) = [r for r in every_run(runs_dir) if r.info.run_name == "d2l+adam"]
+    assert uri == f"runs:/{child.info.run_id}/d2l-adam-seed0" == child.data.tags["lenet.model"]
+    mlflow.set_tracking_uri(f"sqlite:///{runs_dir}/mlflow.db")  # as the README says: the store the runs are in
+    assert mlflow.pytorch.load_model(uri)(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
     batch = tmp_path / "batch.json"
     batch.write_text(json.dumps({"inputs": [[[[0.0] * 28] * 28]]}))
-    mlflow = Path(sys.executable).with_name("mlflow")
-    proc = subprocess.run([str(mlflow), "models", "predict", "-m", child.data.tags["lenet.model"], "-i",
+    command = Path(sys.executable).with_name("mlflow")
+    proc = subprocess.run([str(command), "models", "predict", "-m", uri, "-i",
                            str(batch), "-t", "json", "--env-manager", "local"], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{runs_dir}/mlflow.db"})
     assert proc.returncode == 0, proc.stderr[-2000:]

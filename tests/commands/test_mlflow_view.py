@@ -59,6 +59,10 @@ def test_the_printed_view_answers_which_variant_is_best_with_no_click(browser, s
     for recipe in {job.data.params["cell"] for job in jobs}:
         assert f"Group: {recipe}" in body
     assert "diverged" in body and "ok" in body  # what each run came to
+    (parent,) = runs_in(runs_dir, "sweep")
+    groups = [line.strip().removeprefix("Group: ") for line in body.splitlines() if line.strip().startswith("Group: ")]
+    assert groups[0] == parent.data.tags["lenet.best_cell"]  # best first
+    assert "score" in body and all("score" in job.data.metrics for job in jobs)  # a failed recipe has its bar too
     too_narrow = page.evaluate("""Array.from(document.querySelectorAll('.ag-cell, .ag-group-value, span'))
         .filter(e => /^(Group: )?[a-z0-9+]+( seed [0-9]+)?$/.test(e.innerText.trim()))
         .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)""")

@@ -32,8 +32,8 @@ def test_divergence_stops_the_run_marks_it_and_the_sweep_goes_on(runs_dir):
     assert runs_in(runs_dir, "sweep")[0].info.status == "FINISHED"
     assert export.main(["--tracking-uri", f"sqlite:///{runs_dir}/mlflow.db", "--out", str(runs_dir / "x")]) == 0
     table = pd.read_csv(next((runs_dir / "x").glob("*/runs.csv")))
-    row = table.set_index("activation").loc["gelu"]
-    assert row["status"] == "DIVERGED" and pd.isna(row["test_acc"])
+    row = table.set_index("model.activation").loc["gelu"]
+    assert (row["status"], row["outcome"]) == ("FAILED", "diverged") and pd.isna(row["test_acc"])
 
 
 def test_sweeps_started_at_once_keep_apart_and_the_same_sweep_runs_once(runs_dir):
@@ -110,6 +110,11 @@ def test_a_full_disk_is_one_line_leaves_nothing_running_and_a_rerun_resumes(smal
     jobs = runs_in(small_disk)
     assert jobs and "RUNNING" not in {r.info.status for r in jobs + runs_in(small_disk, "sweep")}
     assert {r.info.status for r in jobs} <= {"FINISHED", "FAILED"}
+    failed = [r for r in jobs if r.info.status == "FAILED"]
+    assert failed and all(r.data.tags.get("lenet.outcome") != "ok" for r in failed)  # its files never landed
+    best = [line.split("Best recipe: ")[1].split(",")[0] for line in printed.splitlines() if "Best recipe: " in line]
+    finished = {r.data.params["cell"] for r in jobs if r.info.status == "FINISHED"}
+    assert set(best) <= finished  # never a recipe whose run FAILED
 
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # space freed
     again = run(*command)
@@ -137,6 +142,16 @@ def test_changed_library_code_is_trained_again_not_silently_resumed(tmp_path):
     first, second = runs_in(tmp_path / "runs")
     assert first.data.tags["lenet.code"] != second.data.tags["lenet.code"]  # each says which code made it
     assert second.info.status == "FINISHED" and second.data.metrics["test_acc"] != first.data.metrics["test_acc"]
+    # The rerun's own answer is the new code's run; the old one is named, in no number.
+    summary = printed(again).split("# sweep ")[1]
+    new, old = (f"{r.data.metrics['test_acc']:.4f}" for r in (second, first))
+    assert f"d2l+adam: test accuracy {new}" in summary and old not in summary
+    assert "1 older run of a config superseded by a newer run of the same config (other library code: 1)" in summary
+    table = pd.read_csv(next((tmp_path / "runs" / "exports").glob("*/runs.csv"))).set_index("run_id")
+    assert table.loc[first.info.run_id, "superseded_by"] == second.info.run_id
+    assert bool(table.loc[second.info.run_id, "counted"]) and not bool(table.loc[first.info.run_id, "counted"])
+    pivot = pd.read_csv(next((tmp_path / "runs" / "exports").glob("*/pivot.csv"))).set_index("model")
+    assert f"{pivot.loc['d2l', 'adam']:.4f}" == new
     reused = run(*command, "reuse_other_code=true", cwd=checkout)
     assert "skipped, already FINISHED" in printed(reused)  # asked for: the old runs count
 

@@ -101,8 +101,15 @@ def test_welch_james_on_one_factor_is_welchs_anova():
                                               reference.pvalue))
 
 
+def as_recorded(frame):
+    """A run "DIVERGED" as MLflow records it: FAILED, with the lenet.diverged flag."""
+    frame["diverged"] = frame["status"] == "DIVERGED"
+    frame["status"] = frame["status"].replace("DIVERGED", "FAILED")
+    return frame
+
+
 def table(rows):
-    frame = pd.DataFrame(rows, columns=["model", "optim", "seed", "test_acc", "status"])
+    frame = as_recorded(pd.DataFrame(rows, columns=["model", "optim", "seed", "test_acc", "status"]))
     frame["best_val_acc"], frame["train_seconds"], frame["test_size"] = frame["test_acc"], 1.0, 10000
     frame["run_id"] = [f"r{i}" for i in range(len(frame))]
     frame["closed"] = False
@@ -209,7 +216,7 @@ def test_one_empty_cell_keeps_the_estimable_interactions_and_says_which_means_it
             diverged = (model, optim, act) == ("d2l", "sgd", "tanh")
             rows.append((model, optim, act, seed, math.nan if diverged else 0.95 + gap + rng.normal(0, 0.002),
                          "DIVERGED" if diverged else "FINISHED"))
-    runs = pd.DataFrame(rows, columns=["model", "optim", "act", "seed", "test_acc", "status"])
+    runs = as_recorded(pd.DataFrame(rows, columns=["model", "optim", "act", "seed", "test_acc", "status"]))
     runs["best_val_acc"], runs["train_seconds"], runs["test_size"], runs["closed"] = runs["test_acc"], 1, 10000, False
     runs["run_id"] = [f"r{i}" for i in range(len(runs))]
     v = family.verdict(runs, ["model", "optim", "act"])

@@ -41,11 +41,15 @@ def test_a_saved_view_round_trips_in_the_format_the_ui_reads():
     assert tag == f"mlflow.sharedViewState.{key}"
     state = read_view(store.tags, key)
     assert set(state) <= UI_STATE | FACETS  # nothing the UI does not read
-    assert state["searchFilter"] == "tags.`lenet.sweep_id` = '2026-11-30_10-00-00-abcdef' and tags.`lenet.role` = 'job'"
+    assert state["searchFilter"] == ("tags.`lenet.sweep_id` = '2026-11-30_10-00-00-abcdef' and "
+                                     "tags.`lenet.role` = 'job' and tags.`lenet.superseded` IS NULL")  # those counted
+    assert (state["orderByKey"], state["orderByAsc"]) == ("metrics.`score`", False)  # best first
+    assert "params.`seed`" not in state["selectedColumns"]  # a group row would show the mean of its seeds
     assert state["groupBy"] == {"aggregateFunction": "average",
                                 "groupByKeys": [{"mode": "param", "groupByData": "cell"}]}
     assert state["runsHiddenMode"] == "SHOW_ALL"  # every run, not MLflow's first 10
-    assert {c["metricKey"]: c["type"] for c in state["compareRunCharts"]} == {"test_acc": "BAR", "val_acc": "LINE"}
+    assert {c["metricKey"]: c["type"] for c in state["compareRunCharts"]} == {"score": "BAR", "test_acc": "BAR",
+                                                                             "val_acc": "LINE"}
     assert all(c["runsCountToCompare"] >= 12 for c in state["compareRunCharts"])
     assert view.write_view(store, "1", "2026-11-30_10-00-00-abcdef", ["model"], runs=4) == key  # one per sweep
 
