@@ -120,12 +120,11 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
 
 
-RECEIVED: list[int] = []  # the signal that stopped this process, once one has
-
-
 def interrupted() -> bool:
-    """Whether Ctrl-C or SIGTERM stopped this process (its runs end KILLED; other early ends are FAILED)."""
-    return bool(RECEIVED)
+    """Whether Ctrl-C or SIGTERM stopped this sweep (its runs end KILLED; other early ends are FAILED)."""
+    from .record.session import current
+
+    return bool(current().received)
 
 
 def quiet_start() -> None:
@@ -140,28 +139,42 @@ def quiet_start() -> None:
         signal.signal(signal.SIGINT, on_signal)
 
 
-def handle_signals() -> None:
-    """The first SIGINT or SIGTERM raises Interrupted; later ones are noted and ignored.
+def handle_signals(session=None) -> dict:
+    """The first SIGINT or SIGTERM raises Interrupted, noted on the sweep's session; later ones are noted and
+    ignored. Returns the handlers it replaced, for restore_signals (a notebook's kernel gets its own back).
 
     Closing the runs after an interrupt takes a moment (a few store writes); a second Ctrl-C
     pressed during it (people press twice) must not cut that short and leave a run RUNNING.
     """
+    from .record.session import current
+
+    session = session or current()
+
     def on_signal(signum, frame):
-        if RECEIVED:
+        if session.received:
             log.warning("%s again: still closing the runs, one moment", signal.Signals(signum).name)
             return
-        RECEIVED.append(signum)
+        session.received.append(signum)
         raise Interrupted(signum)
 
+    on_signal.lenet = True  # handling() knows it by this
     if threading.current_thread() is not threading.main_thread():  # only the main thread may take signals
-        return
+        return {}
+    previous = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(signum) is not signal.SIG_IGN:  # a background job of a shell ignores SIGINT: keep it so
-            signal.signal(signum, on_signal)
-    HANDLING.append(True)
+            previous[signum] = signal.signal(signum, on_signal)
+    return previous
 
 
-HANDLING: list[bool] = []  # whether handle_signals has run in this process
+def restore_signals(previous: dict) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def handling() -> bool:
+    """Whether this process takes SIGTERM as handle_signals does (a launcher's job process: not yet)."""
+    return getattr(signal.getsignal(signal.SIGTERM), "lenet", False)
 
 
 def signal_name(stop: KeyboardInterrupt) -> str:

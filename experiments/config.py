@@ -7,7 +7,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
@@ -23,6 +23,7 @@ class TrainerConfig:
     batch_size: int = MISSING
     progress: str = MISSING  # auto, bar, lines
     compile: str = MISSING  # auto, cuda_graph, torch_compile, off
+    limit_batches: Optional[int] = None  # train on only this many batches an epoch (null: all)
 
 
 @dataclass
@@ -107,10 +108,16 @@ NOT_IDENTITY = ("runs_dir", "data.root", "data.download", "data.mirror", "data.c
                 "mlflow.", "resume", "reuse_other_code", "correction")
 
 
+# Keys added after runs were made, at the value that computes what those runs computed: left out of the identity
+# there, so that the runs made before the key existed still count for their configs.
+NEUTRAL = {"trainer.limit_batches": None}
+
+
 def config_hash(cfg: DictConfig) -> str:
     """Identity of a job: equal hashes train the same thing (model, optim, data and its transforms,
     trainer, seed, device), wherever the files are."""
-    flat = {k: v for k, v in flatten(cfg).items() if not k.startswith(NOT_IDENTITY)}
+    flat = {k: v for k, v in flatten(cfg).items() if not k.startswith(NOT_IDENTITY)
+            and not (k in NEUTRAL and v == NEUTRAL[k])}
     return hashlib.sha1(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -165,6 +172,7 @@ LAUNCH = ("hydra/launcher", "hydra.launcher.")
 
 # A lenet error names the library's arguments; a user sets them as these config keys.
 CONFIG_KEYS = {"epochs": "trainer.epochs", "batch_size": "trainer.batch_size", "compile": "trainer.compile",
+               "limit_batches": "trainer.limit_batches",
                "val_fraction": "data.val_fraction", "fit_to_input": "data.fit_to_input",
                "normalize": "data.normalize", "mean": "data.mean", "std": "data.std", "download": "data.download"}
 # An argument is named where a message starts with it ("epochs 0 must be >= 1"), after "unknown ", or set with =.

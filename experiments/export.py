@@ -80,7 +80,7 @@ def export(args: argparse.Namespace) -> list[Path]:
         written = write(result, args.out / name, args.formats, text)
     else:
         parent = find_sweep(client, experiment_id, args.sweep)
-        text, written, _ = export_sweep(client, experiment_id, parent, args.out, args.formats, not args.no_attach,
+        text, written, _, _ = export_sweep(client, experiment_id, parent, args.out, args.formats, not args.no_attach,
                                         correction=args.correction)
     print(text)
     print("written:", *written, sep="\n  ")

@@ -206,7 +206,8 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path, tracking
     report, close = progress(cfg, name)
     try:
         result = fit(job.model, job.optimizer, job.data, cfg.trainer.epochs, cfg.trainer.batch_size,
-                     seed=cfg.seed, on_epoch=on_epoch, compile=cfg.trainer.compile)
+                     seed=cfg.seed, on_epoch=on_epoch, compile=cfg.trainer.compile,
+                     limit_batches=cfg.trainer.limit_batches)
     finally:
         close()
     outputs.history = result.history
@@ -227,7 +228,7 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path, tracking
         "test_loss": test_loss, "test_acc": test_acc, "last_test_loss": last_loss, "last_test_acc": last_acc,
         "best_val_acc": float(max(val_accs)) if job.data.val else float("nan"),
         "best_epoch": result.best_epoch, "train_seconds": train_seconds,
-        "train_samples_per_second": len(job.data.train) * len(result.history) / train_seconds,
+        "train_samples_per_second": result.samples_per_epoch * len(result.history) / train_seconds,
     }
     final = {k: logged_value(v) for k, v in final.items()}  # as logged, so a resumed job's values agree
     # Step 0, not the last epoch: MLflow's charts then show one value per run (a bar), and the model

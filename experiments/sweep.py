@@ -6,8 +6,6 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import ClassVar
-
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -18,12 +16,12 @@ from .errors import Abort, one_line
 from .record import room
 from .record.attempts import counted, sweep_runs
 from .record.client import TrackingUnavailable, raw
-from .record.finishing import BACKGROUND
 from .record.exclusive import AlreadyRunning, SweepGuard
-from .record.liveness import Heartbeat, close_stale_runs, close_sweep_runs, iso, me, owner_tags
+from .record.liveness import close_stale_runs, close_sweep_runs, iso, me, owner_tags
 from .record.runs import RunLog
 from .record.schema import (CAME_BACK, CLOSED, DIVERGED, OVERRIDES, OWNER, RESUMED, ROLE, SWEEP_ID, SWEEP_KEY, SWEPT,
                             sweeps_with_key, write_sweep)
+from .record.session import Session, current
 from .record.store import ExperimentDeleted, absolute, connect, sqlite_path
 
 log = logging.getLogger(__name__)
@@ -36,13 +34,12 @@ class SweepCallback(Callback):
     whose jobs share the file system (local processes, joblib, submitit). The same sweep runs once
     at a time against a store (record.exclusive): a second launch says so in one line and exits.
     Hydra calls on_multirun_end only when every job returned; the run command closes a sweep that
-    ended otherwise (a failed job, Ctrl-C, an Abort) with close_open.
+    ended otherwise (a failed job, Ctrl-C, an Abort) with close_open. What it opened is noted on the
+    sweep's session (record.session), which Hydra, instantiating the callback, cannot hand it.
     """
 
-    opened: ClassVar[SweepCallback | None] = None  # the sweep this process has open, if any
-    unended: ClassVar[str | None] = None  # a parent run this process could not end (the command fails)
-
     def __init__(self) -> None:
+        self.session = current()
         self.parent: RunLog | None = None
         self.experiment_id = ""
         self.exports = Path("runs/exports")
@@ -70,7 +67,7 @@ class SweepCallback(Callback):
         m = config.mlflow
         self.tracking_uri = absolute(m.tracking_uri)
         key = sweep_key(m.experiment, task)
-        Heartbeat.interval_s = m.heartbeat_s
+        self.session.heartbeat.interval_s = m.heartbeat_s
         self.guard = SweepGuard(self.tracking_uri, sqlite_path(self.tracking_uri), key, m.claim_settle_s)
         self.room = room.set_aside(sqlite_path(self.tracking_uri), key)
         client, self.experiment_id = connect(self.tracking_uri, m.experiment, m.server_patience_s)
@@ -91,7 +88,7 @@ class SweepCallback(Callback):
             for past in (CLOSED, CAME_BACK):  # how it last ended is history now: RESUMED says it
                 if past in earlier.data.tags:
                     client.delete_tag(earlier.info.run_id, past)
-            Heartbeat.add(raw(client), earlier.info.run_id)
+            self.session.heartbeat.add(raw(client), earlier.info.run_id)
             log.info("Resuming sweep %s (parent run %s, was %s); resume=false starts afresh",
                      sweep_id, earlier.info.run_id, earlier.info.status)
         else:
@@ -110,16 +107,11 @@ class SweepCallback(Callback):
         self.correction = config.correction
         self.sweep_id = sweep_id
         write_sweep(sweep_dir, {"run_id": self.parent.run_id, "sweep_id": sweep_id, "swept": swept, "owner": me()})
-        SweepCallback.opened = self
+        self.session.opened = self
+        self.session.sweep_id, self.session.parent_run_id = sweep_id, self.parent.run_id
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         self.close(ended=True)
-
-    @classmethod
-    def close_open(cls) -> None:
-        """Close the sweep this process opened, if Hydra did not (the sweep stopped before its end)."""
-        if cls.opened is not None:
-            cls.opened.close(ended=False)
 
     def end_parent(self, parent: RunLog, ended: bool) -> tuple[str, list, list]:
         """End the parent run as its jobs' runs that count ended (record.attempts); the status, those runs, and
@@ -139,9 +131,9 @@ class SweepCallback(Callback):
     def close(self, ended: bool) -> None:
         """End the parent run: FAILED if a job failed, KILLED if the sweep stopped early, else FINISHED;
         then print the summary of what finished (it never fails the command)."""
-        SweepCallback.opened = None
+        self.session.opened = None
         parent, self.parent = self.parent, None
-        BACKGROUND.drain()  # the last jobs' runs end (FINISHED once their files are in) before they are read
+        self.session.background.drain()  # the last jobs' runs end (FINISHED once their files are in) before a read
         room.give_back(self.room)  # after their last writes, which may have filled the disk: room for this end
         if parent is None:
             return
@@ -152,7 +144,7 @@ class SweepCallback(Callback):
         except Exception as err:
             log.error("the sweep's parent run %s could not be ended (%s); the next sweep on this store closes it",
                       parent.run_id, one_line(err, self.tracking_uri))
-            SweepCallback.unended = parent.run_id
+            self.session.unended = parent.run_id
             return
         diverged = [r for r in runs if DIVERGED in r.data.tags]  # an outcome of the config, not a crash
         crashed = [r for r in runs if r.info.status != "FINISHED" and DIVERGED not in r.data.tags]
@@ -160,15 +152,22 @@ class SweepCallback(Callback):
 
         done, view = sum(r.info.status == "FINISHED" for r in runs), None
         try:
-            summary, view = sweep_summary(parent.client, self.experiment_id, parent.run_id, self.exports, every,
-                                          self.correction)
+            summary, view, self.session.result = sweep_summary(parent.client, self.experiment_id, parent.run_id,
+                                                               self.exports, every, self.correction)
         except Exception as err:  # the runs are safe in MLflow; `python -m experiments.export` can redo this
             summary = f"(summary not written: {one_line(err)}; python -m experiments.export redoes it)"
+        self.session.summary = summary
         log.info("Sweep %s: %d of %d runs finished, %d diverged\n%s", status, done, len(runs), len(diverged), summary)
         for run in diverged + [r for r in crashed if r.info.status == "FAILED"]:  # KILLED ones said so already
             state = "DIVERGED" if DIVERGED in run.data.tags else run.info.status
             log.error("%s: %s %s", run.info.run_name, state, run.data.tags.get("error.message", ""))
         log.info(where_to_look(self.tracking_uri, self.experiment_id, parent.run_id, view))
+
+
+def close_open(session: Session) -> None:
+    """Close the sweep the session opened, if Hydra did not (the sweep stopped before its end)."""
+    if session.opened is not None:
+        session.opened.close(ended=False)
 
 
 def sweep_name(swept: list[str]) -> str:

@@ -149,7 +149,7 @@ def check_values(cfg: DictConfig) -> None:
     if not cfg.mlflow.experiment.strip():
         raise BadInput(f"mlflow.experiment {cfg.mlflow.experiment!r} must be a non-empty name")
     try:
-        check_trainer(cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.compile)
+        check_trainer(cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.compile, cfg.trainer.limit_batches)
         resolve_device(cfg.device)
         net = instantiate(cfg.model)
         instantiate(cfg.optim, _convert_="all")(net.parameters())

@@ -36,6 +36,7 @@ class FitResult:
     best_epoch: int = 0
     step_kind: str = "eager"  # how the train step ran: eager, cuda_graph or torch_compile
     diverged_epoch: int | None = None  # the epoch whose training loss was nan or inf; training stopped there
+    samples_per_epoch: int = 0  # training samples each epoch saw (fewer than the split's with limit_batches)
 
 
 def make_optimizer(make: Callable[..., torch.optim.Optimizer], params, device: torch.device) -> torch.optim.Optimizer:
@@ -196,12 +197,14 @@ def evaluate(model: nn.Module, split: Split, batch_size: int | None = None) -> t
     return loss, acc
 
 
-def check_trainer(epochs: int, batch_size: int, compile: str = "auto") -> None:
+def check_trainer(epochs: int, batch_size: int, compile: str = "auto", limit_batches: int | None = None) -> None:
     choose("compile", compile, COMPILE)
     if epochs < 1:
         raise ValueError(f"epochs {epochs} must be >= 1")
     if batch_size < 1:
         raise ValueError(f"batch_size {batch_size} must be >= 1")
+    if limit_batches is not None and limit_batches < 1:
+        raise ValueError(f"limit_batches {limit_batches} must be >= 1 (or null: every batch)")
 
 
 def fit(
@@ -214,30 +217,36 @@ def fit(
     on_epoch: Callable[[dict], None] | None = None,
     compile: str = "auto",
     shuffle: bool = True,
+    limit_batches: int | None = None,
 ) -> FitResult:
-    """Train for epochs; data and model must already be on the same device."""
-    check_trainer(epochs, batch_size, compile)
+    """Train for epochs; data and model must already be on the same device. limit_batches: train on only that
+    many batches an epoch (a check of the wiring that needs no learning, as pytorch/examples' --dry-run);
+    validation and test stay whole."""
+    check_trainer(epochs, batch_size, compile, limit_batches)
     device = data.train.labels.device
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv kernels once
     with fast_cpu_layers(model) if device.type == "cpu" else nullcontext(model):
-        return run_epochs(model, optimizer, data, epochs, batch_size, seed, on_epoch, compile, shuffle)
+        return run_epochs(model, optimizer, data, epochs, batch_size, seed, on_epoch, compile, shuffle, limit_batches)
 
 
 def run_epochs(model, optimizer, data: Data, epochs: int, batch_size: int, seed: int, on_epoch, compile: str,
-               shuffle: bool) -> FitResult:
+               shuffle: bool, limit_batches: int | None = None) -> FitResult:
     """fit's loop, on the model as given (plain, or with fast_cpu's layers)."""
     device = data.train.labels.device
     generator = torch.Generator(device=device).manual_seed(seed)
     step = make_step(model, optimizer, data.train, batch_size, compile)
     result = FitResult()
     best_score = -1.0
-    n = len(data.train)
+    everything = len(data.train)
+    n = everything if limit_batches is None else min(everything, limit_batches * batch_size)
+    result.samples_per_epoch = n
     model.train()
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        order = torch.randperm(n, device=device, generator=generator) if shuffle else torch.arange(n, device=device)
-        totals = train_epoch(step, n, batch_size, order)
+        order = torch.randperm(everything, device=device, generator=generator) if shuffle else \
+            torch.arange(everything, device=device)
+        totals = train_epoch(step, n, batch_size, order[:n])
         no_val = torch.full((2,), float("nan"), device=device)
         val = evaluate_on_device(model, data.val) if data.val is not None else no_val
         loss_sum, correct, val_loss, val_acc = torch.cat([totals, val]).tolist()  # the epoch's one sync

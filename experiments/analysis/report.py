@@ -56,10 +56,11 @@ def write(result: dict, folder: Path, formats: list[str], text: str) -> list[Pat
 
 def export_sweep(client: MlflowClient, experiment_id: str, parent, out: Path, formats: list[str],
                  attach: bool = True, runs: list | None = None,
-                 correction: str = "holm") -> tuple[str, list[Path], str | None]:
+                 correction: str = "holm") -> tuple[str, list[Path], str | None, dict]:
     """Analyse a sweep (runs: every run it holds, when the caller has them), write it under out/<sweep id>/, and log
     it on the sweep's parent run with its ready view in MLflow's UI, unless that sweep is still running (its own
-    end writes them). Returns the summary, the files written and the view's key (None: not written)."""
+    end writes them). Returns the summary, the files written, the view's key (None: not written) and the
+    analysis (tables.analyse)."""
     sweep_id = parent.data.tags[SWEEP_ID]
     swept = json.loads(parent.data.tags.get(SWEPT, "null"))
     runs = sweep_runs(client, experiment_id, parent.info.run_id) if runs is None else runs
@@ -75,7 +76,7 @@ def export_sweep(client: MlflowClient, experiment_id: str, parent, out: Path, fo
         mark_runs(client, runs, result["runs"])
         describe_parent(client, parent.info.run_id, result, title)
         view = write_view(client, experiment_id, sweep_id, result["factors"], len(result["runs"]))
-    return text, written, view
+    return text, written, view, result
 
 
 def mark_runs(client: MlflowClient, runs: list, table: pd.DataFrame) -> None:
@@ -151,9 +152,9 @@ def where_to_look(tracking_uri: str, experiment_id: str, parent_id: str, view: s
 
 
 def sweep_summary(client: MlflowClient, experiment_id: str, parent_id: str, out: Path, runs: list,
-                  correction: str = "holm") -> tuple[str, str | None]:
-    """What a sweep prints at its end, and its ready view's key; its tables and figures go to out and to the
-    parent run."""
-    text, _, view = export_sweep(client, experiment_id, client.get_run(parent_id), out, ["csv", "md"], runs=runs,
-                                 correction=correction)
-    return text, view
+                  correction: str = "holm") -> tuple[str, str | None, dict]:
+    """What a sweep prints at its end, its ready view's key and the analysis; its tables and figures go to out
+    and to the parent run."""
+    text, _, view, result = export_sweep(client, experiment_id, client.get_run(parent_id), out, ["csv", "md"],
+                                         runs=runs, correction=correction)
+    return text, view, result

@@ -22,16 +22,16 @@ class PatientClient:
     MLflow's own client retries a dead server for about 20 minutes (7 retries with doubling
     waits, 120 s timeouts); here each request is tried once with a 30 s timeout and the waiting
     is this class's: 1, 2, 4, ... 10 s between tries until patience_s have passed since the first
-    failure. Once one client has given up on a server, every client of this process fails at once
-    for it: a sweep stops in one line instead of waiting again for each job.
+    failure. Once one client has given up on a server, every client sharing given_up (the sweep's,
+    record.session) fails at once for it: a sweep stops in one line instead of waiting again for each
+    job; the next sweep tries the server again.
     """
 
-    given_up: set[str] = set()
-
-    def __init__(self, uri: str, patience_s: float):
+    def __init__(self, uri: str, patience_s: float, given_up: set[str] | None = None):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         self.raw, self.uri, self.patience_s = MlflowClient(tracking_uri=uri), uri, patience_s
+        self.given_up = set() if given_up is None else given_up
 
     def __getattr__(self, name: str):
         attr = getattr(self.raw, name)

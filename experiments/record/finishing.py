@@ -8,8 +8,9 @@ A process killed hard (kill -9) leaves its runs RUNNING for the next sweep to cl
 FINISHED without its files.
 
 Writes go to the background only where another job follows in this process (the basic launcher's sweep) and
-the jobs train on a GPU, which leaves the CPU free meanwhile (`BACKGROUND.enabled`, set by the run command); on
-a CPU the writer would slow the next job's training by as much as it saves, so each write is done at once.
+the jobs train on a GPU, which leaves the CPU free meanwhile (`enabled`, set by the run command); on a CPU the
+writer would slow the next job's training by as much as it saves, so each write is done at once. Each sweep has
+its own writer (record.session).
 """
 from __future__ import annotations
 
@@ -24,8 +25,11 @@ from .client import TrackingUnavailable
 log = logging.getLogger(__name__)
 
 
+STOP = object()  # what ends the writer thread, queued after every write
+
+
 class Background:
-    """One writer thread for this process and its queue of (what, write) pairs."""
+    """One writer thread for a sweep and its queue of (what, write) pairs."""
 
     def __init__(self) -> None:
         self.enabled = False
@@ -43,11 +47,20 @@ class Background:
 
     def work(self) -> None:
         while True:
-            write, on_error, job = self.queue.get()
+            item = self.queue.get()
             try:
-                run_write(write, on_error, job, self)
+                if item is STOP:
+                    return
+                run_write(*item, self)
             finally:
                 self.queue.task_done()
+
+    def stop(self) -> None:
+        """End the thread once what is queued is written (a later submit starts another)."""
+        if self.thread is not None and self.thread.is_alive():
+            self.queue.put(STOP)
+            self.thread.join()
+        self.thread = None
 
     def drain(self) -> None:
         """Return once every queued write is done (a second Ctrl-C meanwhile is ignored by cli.handle_signals)."""
@@ -77,5 +90,3 @@ def run_write(write, on_error, job: str, background: Background) -> None:
         except Exception as also:  # the store refuses even that: the run is left for liveness to close
             log.warning("could not record a failed write: %s", " ".join(str(also).split())[:300])
 
-
-BACKGROUND = Background()

@@ -96,41 +96,47 @@ def owner_tags() -> dict[str, str]:
 
 
 class Heartbeat:
-    """A daemon thread refreshing HEARTBEAT on this process's live runs (one per process). A run that another
-    process has ended meanwhile (this one was paused) gets no more beats: it goes in `closed`, which the
+    """A daemon thread refreshing HEARTBEAT on a sweep's live runs (one per session: record.session). A run that
+    another process has ended meanwhile (this one was paused) gets no more beats: it goes in `closed`, which the
     run's own writes check (record.runs.RunLog.still_mine)."""
 
-    _lock = threading.Lock()
-    _runs: dict[str, object] = {}  # run id -> client
-    _thread: threading.Thread | None = None
-    interval_s: float = 60  # mlflow.heartbeat_s: how often, set where a process starts its runs
-    closed: set[str] = set()  # runs of this process that another one ended
+    def __init__(self, interval_s: float = 60):
+        self.interval_s = interval_s  # mlflow.heartbeat_s: how often, set where a sweep or job starts its runs
+        self.closed: set[str] = set()  # runs of this process that another one ended
+        self._lock = threading.Lock()
+        self._runs: dict[str, object] = {}  # run id -> client
+        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
 
-    @classmethod
-    def add(cls, client, run_id: str) -> None:
-        with cls._lock:
-            cls._runs[run_id] = client
-            cls.closed.discard(run_id)
-            if cls._thread is None:
-                cls._thread = threading.Thread(target=cls._beat, name="lenet-heartbeat", daemon=True)
-                cls._thread.start()
+    def add(self, client, run_id: str) -> None:
+        with self._lock:
+            self._runs[run_id] = client
+            self.closed.discard(run_id)
+            if self._thread is None:
+                self._stopped.clear()
+                self._thread = threading.Thread(target=self._beat, name="lenet-heartbeat", daemon=True)
+                self._thread.start()
 
-    @classmethod
-    def remove(cls, run_id: str) -> None:
-        with cls._lock:
-            cls._runs.pop(run_id, None)
+    def remove(self, run_id: str) -> None:
+        with self._lock:
+            self._runs.pop(run_id, None)
 
-    @classmethod
-    def _beat(cls) -> None:
-        while True:
-            time.sleep(cls.interval_s)
-            with cls._lock:
-                runs = list(cls._runs.items())
+    def stop(self) -> None:
+        """No more beats (the sweep has ended its runs)."""
+        self._stopped.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(self.interval_s):
+            with self._lock:
+                runs = list(self._runs.items())
             for run_id, client in runs:
                 try:
                     if client.get_run(run_id).info.status != "RUNNING":  # ended by another process
-                        cls.closed.add(run_id)
-                        cls.remove(run_id)
+                        self.closed.add(run_id)
+                        self.remove(run_id)
                         continue
                     client.set_tag(run_id, HEARTBEAT, f"{time.time():.0f}")
                 except Exception as err:  # a server down for a while: the next beat tries again

@@ -17,10 +17,10 @@ from mlflow.tracking import MlflowClient
 
 from ..errors import disk_full
 from .client import TrackingUnavailable, raw
-from .finishing import BACKGROUND
-from .liveness import Heartbeat, iso, me, owner_tags
+from .liveness import iso, me, owner_tags
 from .provenance import provenance
 from .schema import CAME_BACK, CLOSED, HEARTBEAT, OUTCOME, recorded_outcome
+from .session import current
 from .store import Tracking
 
 
@@ -54,18 +54,20 @@ class RunLog:
         self.outcome_tag: str | None = None  # what the run came to, where its status does not say (collapsed, ...)
         self.write_error: BaseException | None = None  # a background write for this run that failed
         self.checked = time.monotonic()  # when the store last said this run is still RUNNING
+        self.session = current()  # its sweep's writer and heartbeat (the writer thread has no session of its own)
 
     @classmethod
     def create(cls, client: MlflowClient, experiment_id: str, name: str, tags: dict) -> "RunLog":
         tags = {**provenance(), **owner_tags(), **tags}
         run = client.create_run(experiment_id, run_name=name, tags={k: str(v) for k, v in tags.items()})
-        Heartbeat.add(raw(client), run.info.run_id)
-        return cls(client, run.info.run_id, name)
+        made = cls(client, run.info.run_id, name)
+        made.session.heartbeat.add(raw(client), run.info.run_id)
+        return made
 
     def write(self, write: Callable[[], None]) -> None:
         """write() now, or in the background where it is enabled (a failure there ends this run FAILED)."""
-        if BACKGROUND.enabled:
-            BACKGROUND.submit(write, self.failed_write, self.name)
+        if self.session.background.enabled:
+            self.session.background.submit(write, self.failed_write, self.name)
         else:
             write()
 
@@ -110,10 +112,10 @@ class RunLog:
     def still_mine(self) -> None:
         """Raise ClosedElsewhere if another process ended this run: asked of the store at most once per heartbeat
         interval (at once after a pause, whose length the monotonic clock counts), and told by the heartbeat."""
-        now = time.monotonic()
-        if self.run_id in Heartbeat.closed:
+        now, heartbeat = time.monotonic(), self.session.heartbeat
+        if self.run_id in heartbeat.closed:
             raise ClosedElsewhere(self.closed_by())
-        if now - self.checked < Heartbeat.interval_s:
+        if now - self.checked < heartbeat.interval_s:
             return
         self.checked = now
         if self.client.get_run(self.run_id).info.status != "RUNNING":
@@ -126,10 +128,10 @@ class RunLog:
     def end(self, status: str) -> None:
         """End the run with status, unless another process ended it meanwhile: then say plainly that this one
         came back, and leave the run as that process left it."""
-        Heartbeat.remove(self.run_id)
-        current = self.client.get_run(self.run_id)
-        if current.info.status != "RUNNING":
-            self.came_back(current.info.status, status)
+        self.session.heartbeat.remove(self.run_id)
+        now = self.client.get_run(self.run_id)
+        if now.info.status != "RUNNING":
+            self.came_back(now.info.status, status)
             return
         # Written with the status, after the last write that could fail: a run whose files did not land ends
         # FAILED and says failed, not the ok its training had earned (the UI's views group and filter by it).
@@ -174,10 +176,10 @@ def tracked_run(tracking: Tracking, name: str, tags: dict, error_dir: Path) -> I
         record_failure(run, err, None if disk_full(err) else error_dir)
         raise
     finally:
-        if status == "FINISHED" and BACKGROUND.enabled:
+        if status == "FINISHED" and run.session.background.enabled:
             run.write(lambda: run.end("FAILED" if run.write_error is not None else "FINISHED"))
         elif status is not None:
-            BACKGROUND.drain()  # what was queued for it lands before it ends
+            run.session.background.drain()  # what was queued for it lands before it ends
             run.end(status)
 
 

@@ -18,6 +18,7 @@ from lenet.atomic import atomic_write
 
 from .client import PatientClient
 from .exclusive import exclusive
+from .session import current
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +61,15 @@ def connect(tracking_uri: str, experiment: str, patience_s: float = 120) -> Trac
     an outage of up to patience_s (a restart) is waited out, a longer one raises TrackingUnavailable.
     """
     tracking_uri = absolute(tracking_uri)
-    key = (tracking_uri, experiment, patience_s)
-    if key not in CONNECTED:  # once per process: a sweep's jobs share it
-        CONNECTED[key] = open_or_create(tracking_uri, experiment, patience_s)
-    return CONNECTED[key]
+    key, session = (tracking_uri, experiment, patience_s), current()
+    if key not in session.connections:  # once per sweep: its jobs share it
+        session.connections[key] = open_or_create(tracking_uri, experiment, patience_s, session.given_up)
+    return session.connections[key]
 
 
-CONNECTED: dict[tuple, Tracking] = {}
-
-
-def open_or_create(tracking_uri: str, experiment: str, patience_s: float) -> Tracking:
+def open_or_create(tracking_uri: str, experiment: str, patience_s: float, given_up: set | None = None) -> Tracking:
     if tracking_uri.startswith(("http://", "https://")):
-        return get_or_create(PatientClient(tracking_uri, patience_s), experiment, None)
+        return get_or_create(PatientClient(tracking_uri, patience_s, given_up), experiment, None)
     store = sqlite_path(tracking_uri)
     if store is None:
         return get_or_create(MlflowClient(tracking_uri=tracking_uri), experiment, None)
@@ -82,11 +80,22 @@ def open_or_create(tracking_uri: str, experiment: str, patience_s: float) -> Tra
         if not store.exists() or store.stat().st_size == 0:
             create_store(store)
         client = MlflowClient(tracking_uri=tracking_uri)
+        close_pooled(client)  # MLflow keeps one engine per URI per process: no handle to a file deleted since
         relocate(store)
         found = get_or_create(client, experiment, (store.parent / "mlartifacts" / experiment).as_uri())
         with contextlib.closing(sqlite3.connect(store)) as db:
             db.execute("PRAGMA journal_mode=WAL")
     return found
+
+
+def close_pooled(client) -> None:
+    """Close the idle pooled connections of a local store's engine, which MLflow shares by URI for the life of the
+    process: after `rm -r runs/` in a notebook, a pooled handle would go on writing to the deleted file while the
+    next sweep made a new one at the same path."""
+    engine = getattr(getattr(getattr(client, "_tracking_client", None), "store", None), "engine", None)
+    if engine is not None:
+        with contextlib.suppress(Exception):
+            engine.dispose()
 
 
 def create_store(store: Path) -> None:

@@ -13,6 +13,7 @@ from experiments.config import compose_with_choices, config_hash
 from experiments.job import run_job
 from experiments.record import provenance
 from experiments.record.runs import RunLog
+from experiments.record.session import scope
 from experiments.record.store import connect
 
 from ..support.store import client_of, job_config, runs_in
@@ -83,10 +84,9 @@ def test_runs_record_the_commit_a_hash_of_uncommitted_changes_and_the_library_co
     monkeypatch.setattr(provenance, "PROJECT_ROOT", repo)
     monkeypatch.setattr(provenance, "LIBRARY", repo / "lenet")
 
-    def state():
-        provenance.git_state.cache_clear()
-        provenance.code_version.cache_clear()
-        return provenance.provenance()
+    def state():  # each in a sweep of its own, as after an edit between two sweeps
+        with scope():
+            return provenance.provenance()
 
     clean = state()
     assert clean["lenet.git_dirty"] == "false" and "lenet.git_diff" not in clean
@@ -99,8 +99,6 @@ def test_runs_record_the_commit_a_hash_of_uncommitted_changes_and_the_library_co
     assert len({clean["lenet.code"], first["lenet.code"], second["lenet.code"]}) == 3
     assert clean["mlflow.source.git.commit"] == second["mlflow.source.git.commit"]
     monkeypatch.undo()
-    provenance.git_state.cache_clear()
-    provenance.code_version.cache_clear()
     run(runs_dir)
     (only,) = runs_in(runs_dir)  # this checkout's own, on a real run
     assert only.data.tags["lenet.code"] == provenance.code_version()
@@ -176,12 +174,10 @@ def test_a_finished_run_of_other_library_code_is_trained_again_unless_asked(runs
 @pytest.fixture
 def in_background(monkeypatch):
     """Writes off the training path, as in the run command's sweep; every queued write done afterwards."""
-    from experiments.record.finishing import BACKGROUND
 
-    monkeypatch.setattr(BACKGROUND, "enabled", True)
-    monkeypatch.setattr(BACKGROUND, "failures", [])
-    yield BACKGROUND
-    BACKGROUND.drain()
+    with scope() as session:  # the sweep's own writer, drained and stopped at the end
+        session.background.enabled = True
+        yield session.background
 
 
 def test_a_run_is_finished_only_once_its_files_have_landed_in_the_background(runs_dir, monkeypatch, in_background):

@@ -12,6 +12,7 @@ from sqlalchemy import event
 from experiments.config import compose_with_hydra
 from experiments.errors import Abort
 from experiments.record.runs import RunLog, tracked_run
+from experiments.record.session import scope
 from experiments.record.store import connect, get_or_create, store_template
 from experiments.sweep import SweepCallback
 
@@ -87,19 +88,19 @@ def test_a_failure_while_starting_the_sweeps_record_stops_it_in_one_line_and_end
 def test_an_open_sweep_keeps_room_beside_its_store_and_a_parent_it_cannot_end_fails_the_command(runs_dir, monkeypatch,
                                                                                                   caplog):
     cfg = compose_with_hydra([f"runs_dir={runs_dir}"])
-    sweep = SweepCallback()
-    sweep.on_multirun_start(cfg)
-    assert sweep.room.stat().st_size == 256 * 1024 and sweep.room.parent == runs_dir / "mlflow.db.sweeps"
+    with scope() as session:
+        sweep = SweepCallback()
+        sweep.on_multirun_start(cfg)
+        assert sweep.room.stat().st_size == 256 * 1024 and sweep.room.parent == runs_dir / "mlflow.db.sweeps"
 
-    def refused(run, status):
-        raise MlflowException("(sqlite3.OperationalError) database or disk is full")
+        def refused(run, status):
+            raise MlflowException("(sqlite3.OperationalError) database or disk is full")
 
-    monkeypatch.setattr(RunLog, "end", refused)
-    monkeypatch.setattr(SweepCallback, "unended", None)
-    sweep.on_multirun_end(cfg)
+        monkeypatch.setattr(RunLog, "end", refused)
+        sweep.on_multirun_end(cfg)
     (said,) = [r.getMessage() for r in caplog.records if "could not be ended" in r.getMessage()]
     assert f"no space left on device for the MLflow store sqlite:///{runs_dir}/mlflow.db" in said
-    assert SweepCallback.unended == runs_in(runs_dir, "sweep")[0].info.run_id  # the run command exits 1
+    assert session.unended == runs_in(runs_dir, "sweep")[0].info.run_id  # the run command exits 1
     assert not sweep.room.exists()  # given back before the end was tried
 
 
