@@ -1,11 +1,13 @@
+import hashlib
 import inspect
 import itertools
+import json
 
 import pytest
 import torch
 from hydra.utils import instantiate
 
-from experiments.config import compose
+from experiments.config import NOT_IDENTITY, compose, config_hash, flatten
 from lenet.data import prepare
 
 MODELS, OPTIMS, DATA = ("classic", "d2l"), ("sgd", "adam"), ("mnist5k", "mnist", "fashion_mnist")
@@ -51,3 +53,12 @@ def test_default_store_is_under_runs_at_the_project_root():
 
     cfg = compose([])
     assert cfg.mlflow.tracking_uri == f"sqlite:///{PROJECT_ROOT}/runs/mlflow.db"
+
+
+def test_a_tiny_run_is_a_config_of_its_own_and_the_default_keeps_earlier_runs_identity():
+    default = compose([])
+    assert config_hash(default) == config_hash(compose(["trainer.limit_batches=null"]))
+    assert config_hash(default) != config_hash(compose(["trainer.limit_batches=2"]))
+    before = {k: v for k, v in flatten(default).items()  # the identity as it was before the key existed
+              if not k.startswith(NOT_IDENTITY) and k != "trainer.limit_batches"}
+    assert config_hash(default) == hashlib.sha1(json.dumps(before, sort_keys=True, default=str).encode()).hexdigest()
