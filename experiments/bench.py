@@ -108,10 +108,12 @@ def main(argv: list[str]) -> int:
                         help="time the run command's sweep (default model=classic,d2l optim=sgd,adam) by phase")
     parser.add_argument("--prefill", type=positive, default=0,
                         help="with --sweep: also time it on a store that already holds this many runs")
+    parser.add_argument("--warm", action="store_true",
+                        help="with --sweep: run it twice in this process (run_sweep) and time the second")
     args, overrides = parser.parse_known_args(argv)
     # The run command's checks come first, before anything is timed: bad input is one line (cli).
     if args.sweep:
-        return time_sweep(overrides, args.prefill)
+        return time_sweep(overrides, args.prefill, args.warm)
     return bench(args, RECIPES[args.baseline] + overrides)
 
 

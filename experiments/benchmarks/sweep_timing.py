@@ -29,9 +29,9 @@ from ..validate import check_command
 MAIN_SWEEP = ["model=classic,d2l", "optim=sgd,adam"]
 
 
-def time_sweep(overrides: list[str], prefill: int = 0) -> int:
+def time_sweep(overrides: list[str], prefill: int = 0, warm: bool = False) -> int:
     """Run the sweep command on a fresh store (and on one holding `prefill` earlier runs) and print where
-    its wall time went."""
+    its wall time went; warm: run it in this process with run_sweep, then again, and time the second."""
     given = {o.split("=", 1)[0] for o in overrides}
     overrides = [o for o in MAIN_SWEEP if o.split("=", 1)[0] not in given] + overrides
     configs = check_command(["-m", *overrides])
@@ -41,6 +41,8 @@ def time_sweep(overrides: list[str], prefill: int = 0) -> int:
         prepare(input_size=instantiate(job_cfg.model).input_size, seed=job_cfg.seed, **job_cfg.data)
     with contextlib.suppress(OSError):  # and the machine's empty-store template, a cache of the same kind
         store_template()
+    if warm:
+        return time_warm(overrides + shared, cfg.mlflow.experiment, "seed" in given)
     sequential = not any(o.startswith("hydra/launcher=") and o != "hydra/launcher=basic" for o in overrides)
     stores = [0] + ([prefill] if prefill else [])
     overheads = []
@@ -60,6 +62,33 @@ def time_sweep(overrides: list[str], prefill: int = 0) -> int:
     if len(overheads) == 2:
         print(f"\nper-job overhead, store of {prefill:,} runs / empty store: {overheads[1]:.2f} s / "
               f"{overheads[0]:.2f} s = {overheads[1] / overheads[0]:.2f}x")
+    return 0
+
+
+def time_warm(overrides: list[str], experiment: str, seeds_given: bool) -> int:
+    """The sweep twice in this process (experiments.run_sweep, as a notebook runs it): the first pays the imports
+    and the first use of everything; the second, with seed=1 (or on a store of its own, where the seeds are the
+    sweep's), is timed by phase as the command is."""
+    from ..api import run_sweep
+
+    sequential = not any(o.startswith("hydra/launcher=") and o != "hydra/launcher=basic" for o in overrides)
+    with tempfile.TemporaryDirectory(prefix="lenet-bench-") as first_dir, \
+            tempfile.TemporaryDirectory(prefix="lenet-bench-") as tmp:
+        started = time.time()
+        first = run_sweep([*overrides, f"runs_dir={first_dir}"])
+        print(f"first call (cold: imports, first use): {time.time() - started:.2f} s, exit {first.exit_code}")
+        again = [*overrides, f"runs_dir={tmp if seeds_given else first_dir}"] + ([] if seeds_given else ["seed=1"])
+        print("then, in the same process: run_sweep(" + repr(again) + ")", flush=True)
+        start = time.time()
+        second = run_sweep(again)
+        end = time.time()
+        if first.exit_code or second.exit_code:
+            print(f"error: the sweeps exited with {first.exit_code} and {second.exit_code}", file=sys.stderr)
+            return 1
+        client, experiment_id = connect(second.tracking_uri, experiment)
+        runs = [client.get_run(run_id) for run_id in second.runs.sort_values("started")["run_id"]]
+        text, _ = phases(runs, start, end, sequential)
+        print("second call (warm):" + text)
     return 0
 
 

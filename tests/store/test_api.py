@@ -62,14 +62,14 @@ def test_a_store_deleted_between_two_sweeps_is_made_again_and_holds_the_second(r
 
 
 def test_ctrl_c_in_a_sweep_ends_it_killed_and_the_interpreter_goes_on(runs_dir):
-    interrupted = run_sweep(["model=classic,d2l", *TINY, "trainer.limit_batches=null", "trainer.epochs=2",
+    interrupted = run_sweep(["model=classic,d2l", *TINY, "trainer.epochs=2",
                              f"runs_dir={runs_dir}", "model._target_=tests.support.faults.signalling_lenet",
                              "+model.signal_name=SIGINT", f"+model.tally={runs_dir}/signals"])
     assert interrupted.exit_code == 130 and "| KILLED " in interrupted.summary  # the summary of what there was
     assert list(interrupted.runs["outcome"]) == ["interrupted"]
     (job,) = runs_in(runs_dir)
     assert job.info.status == runs_in(runs_dir, "sweep")[0].info.status == "KILLED"
-    resumed = run_sweep(["model=classic,d2l", *TINY, "trainer.limit_batches=null", "trainer.epochs=2",
+    resumed = run_sweep(["model=classic,d2l", *TINY, "trainer.epochs=2",
                          f"runs_dir={runs_dir}", "model._target_=tests.support.faults.signalling_lenet",
                          "+model.signal_name=SIGINT", f"+model.tally={runs_dir}/signals"])
     assert resumed.exit_code == 0 and resumed.parent_run_id == interrupted.parent_run_id  # the same sweep, resumed

@@ -74,13 +74,12 @@ def test_cpu_optimizers_run_fused_unless_the_config_chose(make, fused):
     assert optimizer.defaults["lr"] == make.keywords["lr"]
 
 
-def test_limit_batches_trains_on_that_many_batches_and_evaluates_everything(digits):
+def test_limit_batches_trains_on_that_many_batches_and_evaluates_everything(digits, trained):
     torch.manual_seed(0)
     net = lenet_classic()
     result = fit(net, torch.optim.Adam(net.parameters(), lr=1e-3), digits, 2, 64, limit_batches=3)
     assert result.samples_per_epoch == 3 * 64 and len(result.history) == 2
     assert all(row["samples_per_second"] > 0 for row in result.history)
-    full = fit(lenet_classic(), torch.optim.Adam(lenet_classic().parameters()), digits, 1, 64)
-    assert full.samples_per_epoch == len(digits.train)
+    assert trained[1].samples_per_epoch == len(digits.train)  # by default, every batch
     with pytest.raises(ValueError, match=r"^limit_batches 0 must be >= 1 \(or null: every batch\)$"):
         fit(net, torch.optim.Adam(net.parameters()), digits, 1, 64, limit_batches=0)
