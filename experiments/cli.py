@@ -191,8 +191,10 @@ def quiet_log_failures() -> None:
 
 
 def drop_log_file(handler: logging.FileHandler, record: logging.LogRecord) -> None:
+    from .errors import message
+
     logging.getLogger().removeHandler(handler)
     err = sys.exc_info()[1]
-    reason = (getattr(err, "strerror", None) or " ".join(str(err).split())) if err else "unknown error"
+    reason = (getattr(err, "strerror", None) or message(err)) if err else "unknown error"
     sys.stderr.write(f"warning: the log file {handler.baseFilename} cannot be written ({reason}); logging to the "
                      f"terminal only\n")

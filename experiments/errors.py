@@ -36,11 +36,18 @@ def disk_full(err: BaseException) -> bool:
     return getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in str(err)
 
 
+def message(err: BaseException, limit: int | None = None) -> str:
+    """What err says, on one line (its whitespace collapsed), cut to limit characters: for a log line or a
+    message that names its own kind of failure. one_line is what a user reads when the command stops."""
+    text = " ".join(str(err).split())
+    return text[:limit] if limit else text
+
+
 def one_line(err: BaseException, store: str = "") -> str:
     """err in one line; store names the tracking store, for a database that found its disk full."""
     if isinstance(err, OSError) and err.errno in DISK_ERRORS and err.filename:
         return f"{DISK_ERRORS[err.errno]} writing {err.filename}"
-    text = " ".join(str(err).split())
+    text = message(err)
     if "database or disk is full" in text:
         return f"no space left on device for the MLflow store {store}".rstrip()
     return text if isinstance(err, (ValueError, RuntimeError)) and text else f"{type(err).__name__}: {text}"

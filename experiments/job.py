@@ -20,9 +20,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lenet.data import Data, prepare
-from lenet.engine import EPOCH_METRICS, evaluate, fit, make_optimizer, predict, resolve_device
+from lenet.engine import evaluate, fit, make_optimizer, predict, resolve_device
 from lenet.model import LeNet, layer_table, parameter_count
 
+from . import metrics
 from .artifacts import Outputs, Predictions, cpu_copy, leave, model_name, model_uri
 from .config import NOT_IDENTITY, config_hash, flatten
 from .record.runs import RunLog, logged_value, tracked_run
@@ -172,12 +173,11 @@ def progress(cfg: DictConfig, name: str):
 
         return report, bar.close
 
+    shown = metrics.where(metrics.PROGRESS)
+
     def line(row):
-        log.info(
-            "%s epoch %d/%d: train_loss %.4f train_acc %.4f val_loss %.4f val_acc %.4f %.0f samples/s",
-            name, row["epoch"], epochs, row["train_loss"], row["train_acc"], row["val_loss"], row["val_acc"],
-            row["samples_per_second"],
-        )
+        values = " ".join(f"{m.name} {row[m.name]:{m.fmt}}" for m in shown)
+        log.info("%s epoch %d/%d: %s", name, row["epoch"], epochs, values)
 
     return line, lambda: None
 
@@ -200,7 +200,7 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path, tracking
 
     def on_epoch(row):
         run.still_mine()  # a process paused past the heartbeat timeout stops here, its run left as it was closed
-        run.metrics({k: row[k] for k in EPOCH_METRICS}, step=row["epoch"])
+        run.metrics({k: row[k] for k in metrics.per_epoch()}, step=row["epoch"])
         report(row)
 
     report, close = progress(cfg, name)
@@ -230,6 +230,7 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path, tracking
         "best_epoch": result.best_epoch, "train_seconds": train_seconds,
         "train_samples_per_second": result.samples_per_epoch * len(result.history) / train_seconds,
     }
+    assert set(final) == set(metrics.final()), "experiments.metrics lists every final metric a job logs"
     final = {k: logged_value(v) for k, v in final.items()}  # as logged, so a resumed job's values agree
     # Step 0, not the last epoch: MLflow's charts then show one value per run (a bar), and the model
     # logged next carries these as its metrics (MLflow copies a run's step-0 metrics to its model).

@@ -30,7 +30,7 @@ from lenet.engine import check_trainer, resolve_device
 
 from .config import (CONF_DIR, Config, compose, compose_with_hydra, config_terms, override_key,
                      prepare_hydra)
-from .errors import BadInput
+from .errors import BadInput, message
 from .record.store import check_store
 
 PROGRESS = ("auto", "bar", "lines")
@@ -156,7 +156,7 @@ def check_values(cfg: DictConfig) -> None:
         check_data(**{k: cfg.data[k] for k in ("name", "fit_to_input", "normalize", "val_fraction", "mean", "std")})
     except Exception as err:  # Hydra wraps what the target raised: report the target's own words, as config keys
         cause = err.__cause__ or err
-        raise BadInput(config_terms(" ".join(str(cause).split())) or type(cause).__name__) from None
+        raise BadInput(config_terms(message(cause)) or type(cause).__name__) from None
 
 
 def check_command(argv: list[str]) -> list[DictConfig]:
@@ -180,7 +180,7 @@ def check_command(argv: list[str]) -> list[DictConfig]:
                 try:
                     check(cfg)
                 except (LookupError, RuntimeError, ValueError, OSError) as err:
-                    raise BadInput(config_terms(" ".join(str(err).split()))) from None
+                    raise BadInput(config_terms(message(err))) from None
     return configs
 
 

@@ -19,14 +19,15 @@ import numpy as np
 import pandas as pd
 
 from ..config import recipe
+from ..metrics import CELLS, where
 from ..record.schema import CHANCE, COLLAPSED_AT, OUTCOMES_BY_STATUS, recorded_outcome
 from . import stats
 
 FACTOR_KEYS = ("model", "model.activation", "model.pool", "model.init", "optim", "optim.lr", "optim.momentum",
                "optim.weight_decay", "data", "data.fit_to_input", "data.normalize", "data.val_fraction",
                "trainer.epochs", "trainer.batch_size")
-METRICS = ("test_acc", "best_val_acc", "train_seconds")
-BOUNDS = {"test_acc": (0.0, 1.0), "best_val_acc": (0.0, 1.0), "train_seconds": None}
+METRICS = tuple(m.name for m in where(CELLS))  # each recipe's mean and interval of these (experiments.metrics)
+BOUNDS = {m.name: m.bounds for m in where(CELLS)}
 
 COLLAPSE_HINT = "collapsed: test accuracy <= 0.15 (chance 0.10 + 5 points); often an lr too high: try optim.lr=0.1"
 DIVERGE_HINT = ("diverged: the training loss became nan or inf and the run stopped there; often an lr too high: "

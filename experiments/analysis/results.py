@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import recipe
+from ..metrics import RUNS, where
 from ..record.attempts import superseded
 from ..record.schema import CLOSED, CODE, DIVERGED, MODEL, OUTCOME
 from .outcomes import FACTOR_KEYS, outcome, with_test_intervals
@@ -47,30 +48,24 @@ COLUMNS = (
     Column("counted", "bool", "whether it is in the answer: the newest run of its config that ended"),
     Column("superseded_by", "string", "the run that counts instead of it (missing where it counts)"),
     Column("superseded_why", "string", "why its config ran again: other library code, resume=false, ..."),
-    Column("test_acc", "float", "test accuracy of the best-by-validation model (missing unless it finished)"),
+    *(Column(m.column, "int" if m.fmt == "d" else "float", m.meaning) for m in where(RUNS)[:1]),  # test_acc
     Column("test_acc_low", "float", "its 95% Wilson interval over the test images, low end"),
     Column("test_acc_high", "float", "its 95% Wilson interval over the test images, high end"),
     Column("test_size", "int", "test images"),
-    Column("best_val_acc", "float", "the best validation accuracy over the epochs"),
-    Column("best_epoch", "int", "the epoch of the best validation accuracy (whose model is tested)"),
-    Column("last_test_acc", "float", "test accuracy of the last epoch's model"),
-    Column("train_seconds", "float", "seconds spent training, evaluation included"),
-    Column("samples_per_second", "float", "training samples per second"),
+    *(Column(m.column, "int" if m.fmt == "d" else "float", m.meaning) for m in where(RUNS)[1:]),
     Column("model_uri", "string", "where its MLflow model loads from: mlflow.pytorch.load_model(model_uri)"),
     Column("code", "string", "fingerprint of the lenet/ code that computed it (lenet.code)"),
     Column("started", "string", "when the run started, UTC (ISO 8601)"),
     Column("missing_files", "string", "files a FINISHED run says it has that its artifact store no longer holds"),
 )
 NAMES = [c.name for c in COLUMNS]
-METRIC_OF = {"samples_per_second": "train_samples_per_second"}  # column -> its MLflow metric, where they differ
 
 
 def row_of(run, keys: list[str], missing: list[str]) -> dict:
     """One run's facts, as MLflow holds them (params are strings; typed() makes them numbers)."""
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
     row = {key: params.get(key) for key in keys}
-    row |= {name: metrics.get(METRIC_OF.get(name, name), math.nan) for name in
-            ("test_acc", "best_val_acc", "best_epoch", "last_test_acc", "train_seconds", "samples_per_second")}
+    row |= {m.column: metrics.get(m.name, math.nan) for m in where(RUNS)}
     test_acc = float(row["test_acc"])
     row |= {"run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status,
             "outcome": outcome(run.info.status, test_acc, CLOSED in tags, DIVERGED in tags, tags.get(OUTCOME)),

@@ -51,10 +51,6 @@ def t_critical(df: float, level: float = LEVEL) -> float:
     return float(special.stdtrit(df, 0.5 + level / 2))  # stats.t.ppf, without its per-call overhead
 
 
-def z_critical(level: float = LEVEL) -> float:
-    return float(stats.norm.ppf(0.5 + level / 2))
-
-
 def fmt_p(p: float) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 

@@ -8,6 +8,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from ..config import recipe
+from ..metrics import CURVES, where
 from ..record.resume import missing_files
 from . import family, stats
 from .outcomes import factors_of, groupby, trained
@@ -39,8 +40,8 @@ def analyse(client: MlflowClient, runs: list, swept: list[str] | None, correctio
               "pivot": accuracy_pivot(answered).reset_index(),
               "cells": verdict.cells, "comparisons": comparisons, "verdict": verdict,
               "effects": verdict.model.means, "anova": verdict.model.anova}
-    result["bands"] = {metric: curve_bands(histories(client, answered, factors, metric), bounds)
-                       for metric, bounds in (("val_acc", (0.0, 1.0)), ("train_loss", None))}
+    result["bands"] = {m.name: curve_bands(histories(client, answered, factors, m.name), m.bounds)
+                       for m in where(CURVES)}
     return result
 
 

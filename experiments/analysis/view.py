@@ -18,6 +18,7 @@ import time
 
 import mlflow
 
+from ..metrics import CHART, VIEW, where
 from ..record.schema import CELL, OUTCOME, ROLE, SUPERSEDED, SWEEP_ID
 
 log = logging.getLogger(__name__)
@@ -36,23 +37,33 @@ def column(kind: str, key: str) -> str:
     return f"{kind}.`{key}`"
 
 
+CHART_TITLES = {  # what each chart of experiments.metrics' CHART says it shows
+    "score": "score per recipe (test_acc, failed runs at chance 0.1: every recipe has a bar)",
+    "test_acc": "test_acc per recipe (mean over its runs that trained)",
+    "val_acc": "val_acc by epoch (mean and range over its runs)",
+}
+
+
+def chart(metric, section: str, sweep_id: str, runs: int) -> dict:
+    """A bar per recipe of a final metric, or its curves by epoch for a per-epoch one."""
+    made = {"uuid": f"{metric.name.replace('_', '-')}-{sweep_id}", "type": "LINE" if metric.per_epoch else "BAR",
+            "runsCountToCompare": max(runs, 10), "metricSectionId": section, "deleted": False, "isGenerated": False,
+            "displayName": CHART_TITLES.get(metric.name, metric.name), "metricKey": metric.name}
+    if metric.per_epoch:
+        made |= {"selectedMetricKeys": [metric.name], "lineSmoothness": 0, "xAxisScaleType": "linear",
+                 "scaleType": "linear", "range": {}, "xAxisKey": "step", "selectedXAxisMetricKey": "",
+                 "yAxisKey": "metric", "yAxisExpressions": [], "ignoreOutliers": False, "useGlobalXaxisKey": False,
+                 "useGlobalLineSmoothing": False}
+    return made
+
+
 def state(sweep_id: str, factors: list[str], runs: int) -> dict:
     """The UI state of the sweep's view: the search facets and the table and chart settings it reads."""
     section = f"recipes-{sweep_id}"
-    charts = [
-        {"uuid": f"score-{sweep_id}", "type": "BAR", "runsCountToCompare": max(runs, 10), "metricSectionId": section,
-         "deleted": False, "isGenerated": False,
-         "displayName": "score per recipe (test_acc, failed runs at chance 0.1: every recipe has a bar)",
-         "metricKey": "score"},
-        {"uuid": f"test-acc-{sweep_id}", "type": "BAR", "runsCountToCompare": max(runs, 10), "metricSectionId": section,
-         "deleted": False, "isGenerated": False, "displayName": "test_acc per recipe (mean over its runs that trained)",
-         "metricKey": "test_acc"},
-        {"uuid": f"val-acc-{sweep_id}", "type": "LINE", "runsCountToCompare": max(runs, 10), "metricSectionId": section,
-         "deleted": False, "isGenerated": False, "displayName": "val_acc by epoch (mean and range over its runs)",
-         "metricKey": "val_acc", "selectedMetricKeys": ["val_acc"], "lineSmoothness": 0, "xAxisScaleType": "linear",
-         "scaleType": "linear", "range": {}, "xAxisKey": "step", "selectedXAxisMetricKey": "", "yAxisKey": "metric",
-         "yAxisExpressions": [], "ignoreOutliers": False, "useGlobalXaxisKey": False, "useGlobalLineSmoothing": False},
-    ]
+    charted = sorted(where(CHART), key=lambda m: (m.per_epoch, m.name != "score"))  # bars first, score first
+    charts = [chart(m, section, sweep_id, runs) for m in charted]
+    shown = sorted(where(VIEW), key=lambda m: m.name != "score")
+    metric_columns = [column("metrics", m.name) for m in shown]
     return {
         # Its runs that count: a run another run of its config superseded (record.attempts) is left out.
         "searchFilter": f"tags.`{SWEEP_ID}` = '{sweep_id}' and tags.`{ROLE}` = 'job' and tags.`{SUPERSEDED}` IS NULL",
@@ -61,11 +72,9 @@ def state(sweep_id: str, factors: list[str], runs: int) -> dict:
         "datasetsFilter": [], "modelVersionFilter": "All Runs",
         # No seed column: a group row would show the mean of its seeds; each run's name says its seed.
         "selectedColumns": [column("params", CELL), *(column("params", f) for f in factors), column("tags", OUTCOME),
-                            column("metrics", "score"), column("metrics", "test_acc"),
-                            column("metrics", "best_val_acc"), column("metrics", "train_seconds")],
+                            *metric_columns],
         # The answer's columns first, wide enough for a recipe's name ("Group: classic+model.pool=max")
-        "columnOrder": [RUN_NAME, column("params", CELL), column("tags", OUTCOME), column("metrics", "score"),
-                        column("metrics", "test_acc"), column("metrics", "best_val_acc"),
+        "columnOrder": [RUN_NAME, column("params", CELL), column("tags", OUTCOME), *metric_columns[:3],
                         *(column("params", f) for f in factors)],
         "columnWidths": {RUN_NAME: 290, column("params", CELL): 170, column("tags", OUTCOME): 110},
         "runsHiddenMode": "SHOW_ALL",

@@ -9,6 +9,8 @@ import time
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from ..errors import message
+
 log = logging.getLogger(__name__)
 
 
@@ -49,7 +51,7 @@ class PatientClient:
             except MlflowException as err:
                 if not no_answer(err):
                     raise
-                log.debug("%s: %s", getattr(method, "__name__", method), " ".join(str(err).split())[:300])
+                log.debug("%s: %s", getattr(method, "__name__", method), message(err, 300))
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + self.patience_s

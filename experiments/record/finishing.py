@@ -19,7 +19,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from ..errors import disk_full
+from ..errors import disk_full, message
 from .client import TrackingUnavailable
 
 log = logging.getLogger(__name__)
@@ -83,10 +83,10 @@ def run_write(write, on_error, job: str, background: Background) -> None:
         if isinstance(err, TrackingUnavailable) or disk_full(err):
             background.fatal = background.fatal or err
         else:
-            log.error("%s failed while writing its outputs: %s", job, " ".join(str(err).split())[:300])
+            log.error("%s failed while writing its outputs: %s", job, message(err, 300))
         background.failures.append(job)
         try:
             on_error(err)
         except Exception as also:  # the store refuses even that: the run is left for liveness to close
-            log.warning("could not record a failed write: %s", " ".join(str(also).split())[:300])
+            log.warning("could not record a failed write: %s", message(also, 300))
 

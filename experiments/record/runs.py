@@ -15,7 +15,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunT
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from ..errors import disk_full
+from ..errors import disk_full, message
 from .client import TrackingUnavailable, raw
 from .liveness import iso, me, owner_tags
 from .provenance import provenance
@@ -191,12 +191,12 @@ def duplicate_row(err: MlflowException) -> bool:
 def record_failure(run: RunLog, err: Exception, error_dir: Path | None) -> None:
     """Tag run with the error and keep the traceback as an artifact (error_dir None: tags only), as far
     as that is possible (a failure here must not hide the error itself)."""
-    message = " ".join(str(err).split()) or type(err).__name__
+    said = message(err, 5000) or type(err).__name__
     try:
-        run.tags({"error.type": type(err).__name__, "error.message": message[:5000]})
+        run.tags({"error.type": type(err).__name__, "error.message": said})
         if error_dir is not None:
             error_dir.mkdir(parents=True, exist_ok=True)
             (error_dir / "error.txt").write_text("".join(traceback.format_exception(err)))
             run.client.log_artifact(run.run_id, str(error_dir / "error.txt"))
     except Exception as also:
-        log.warning("could not record the error of run %s: %s", run.run_id, " ".join(str(also).split())[:300])
+        log.warning("could not record the error of run %s: %s", run.run_id, message(also, 300))

@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from lenet.atomic import atomic_write
 
+from ..errors import message
 from .client import PatientClient
 from .exclusive import exclusive
 from .session import current
@@ -268,7 +269,7 @@ def check_database(uri: str, option: str) -> None:
         with engine.connect() as db:
             db.execute(text("SELECT 1"))
     except SQLAlchemyError as err:
-        reason = " ".join(str(getattr(err, "orig", err)).split())[:200]
+        reason = message(getattr(err, "orig", err), 200)
         raise LookupError(f"cannot connect to the database at {url.render_as_string(hide_password=True)} "
                           f"({reason}); start it, or set {option}") from None
     finally:

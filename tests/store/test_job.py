@@ -212,3 +212,16 @@ def test_a_write_that_fails_in_the_background_ends_its_run_failed(runs_dir, monk
     (only,) = runs_in(runs_dir)
     assert only.info.status == "FAILED" and "the plots could not be written" in only.data.tags["error.message"]
     assert in_background.failures == ["job"]
+
+
+def test_a_run_logs_exactly_the_metrics_the_registry_names(runs_dir):
+    from experiments import metrics
+
+    done = run(runs_dir)
+    client = client_of(runs_dir)
+    logged = client.get_run(done.run_id).data.metrics
+    assert set(logged) == set(metrics.per_epoch()) | set(metrics.final())
+    for name in metrics.per_epoch():
+        assert [m.step for m in client.get_metric_history(done.run_id, name)] == [1]  # per epoch: a curve
+    for name in metrics.final():
+        assert [m.step for m in client.get_metric_history(done.run_id, name)] == [0]  # once: a bar
