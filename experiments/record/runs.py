@@ -53,7 +53,6 @@ class RunLog:
         self.outcome = "FINISHED"
         self.outcome_tag: str | None = None  # what the run came to, where its status does not say (collapsed, ...)
         self.write_error: BaseException | None = None  # a background write for this run that failed
-        self.checked = time.monotonic()  # when the store last said this run is still RUNNING
         self.session = current()  # its sweep's writer and heartbeat (the writer thread has no session of its own)
 
     @classmethod
@@ -110,15 +109,11 @@ class RunLog:
         self.client.log_artifacts(self.run_id, str(folder))
 
     def still_mine(self) -> None:
-        """Raise ClosedElsewhere if another process ended this run: asked of the store at most once per heartbeat
-        interval (at once after a pause, whose length the monotonic clock counts), and told by the heartbeat."""
-        now, heartbeat = time.monotonic(), self.session.heartbeat
-        if self.run_id in heartbeat.closed:
-            raise ClosedElsewhere(self.closed_by())
-        if now - self.checked < heartbeat.interval_s:
-            return
-        self.checked = now
-        if self.client.get_run(self.run_id).info.status != "RUNNING":
+        """Raise ClosedElsewhere if another process ended this run. Asked of the store every time (once per epoch:
+        one indexed read), right before the writes that follow: a pause can end at any moment, and one shorter than
+        the heartbeat interval, long enough for another host to close the run, must not be followed by a write."""
+        if self.run_id in self.session.heartbeat.closed or \
+                self.client.get_run(self.run_id).info.status != "RUNNING":
             raise ClosedElsewhere(self.closed_by())
 
     def closed_by(self) -> str:

@@ -50,3 +50,26 @@ def test_closing_stale_runs_closes_only_the_dead_ones(runs_dir):
     reason = client.get_run(ids["dead here"]).data.tags[CLOSED]
     assert "is no longer running; closed KILLED at 20" in reason and me() in reason
     assert client.get_run(finished).info.status == "FINISHED"
+
+
+def test_a_run_closed_by_another_process_between_two_epochs_gets_no_more_writes(runs_dir):
+    # A pause shorter than the heartbeat interval, during which another host's sweep closed the run: the next
+    # epoch's check must see it (it used to be skipped for one interval after the last check: one write more).
+    from mlflow.tracking import MlflowClient
+
+    from experiments.record.liveness import close_killed
+    from experiments.record.runs import ClosedElsewhere, tracked_run
+
+    tracking = connect(f"sqlite:///{runs_dir}/mlflow.db", "lenet-sweeps")
+    other = MlflowClient(f"sqlite:///{runs_dir}/mlflow.db")  # the other host's sweep
+    try:
+        with tracked_run(tracking, "classic+adam", {"lenet.role": "job"}, runs_dir / "out") as run:
+            run.still_mine()  # epoch 1's check: still this process's
+            run.metrics({"train_loss": 1.0}, step=1)
+            close_killed(other, other.get_run(run.run_id), "no heartbeat from process 1 on elsewhere")
+            run.still_mine()  # epoch 2's check, a moment later
+            run.metrics({"train_loss": 0.5}, step=2)
+    except ClosedElsewhere:
+        pass
+    assert [m.step for m in other.get_metric_history(run.run_id, "train_loss")] == [1]
+    assert other.get_run(run.run_id).info.status == "KILLED"
