@@ -2,12 +2,13 @@
 
 Every command's `main(argv)` returns an exit code, with what went wrong said in one line by
 `one_line_errors`; `start(main)` runs it as a process: bad input exits 2, a failure 1, Ctrl-C 130
-and SIGTERM 143 (the shell's 128 + signal).
+SIGTERM 143 and SIGHUP (a closed terminal, a dropped ssh session) 129: the shell's 128 + signal.
 
 Two process settings are speed switches that no library should flip behind its caller's back, so
 `lenet/` never does; the commands call `tune()` first thing and end with `fast_exit()`. Set
 LENET_PROCESS_TUNING=0 to turn both off (e.g. to compare, or under a debugger that wants a normal
-interpreter exit). The run command takes Ctrl-C and SIGTERM with `quiet_start`, then `handle_signals`.
+interpreter exit). The run command takes Ctrl-C with `quiet_start`, then Ctrl-C, SIGTERM and SIGHUP with
+`handle_signals`.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from typing import NoReturn
 
 log = logging.getLogger(__name__)
 
-OK, FAILED, BAD_INPUT = 0, 1, 2  # exit codes; a signal's is 128 + its number (130 Ctrl-C, 143 SIGTERM)
+OK, FAILED, BAD_INPUT = 0, 1, 2  # exit codes; a signal's is 128 + its number (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)
+STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # each ends a sweep the same way: its runs KILLED
 
 
 def one_line_errors(main: Callable[[list[str]], int]) -> Callable[[list[str]], int]:
@@ -37,16 +39,24 @@ def one_line_errors(main: Callable[[list[str]], int]) -> Callable[[list[str]], i
         try:
             return main(argv)
         except BadInput as err:
-            print(f"error: {err}", file=sys.stderr)
+            say(f"error: {err}")
             return BAD_INPUT
         except Abort as err:
-            print(f"error: {err}", file=sys.stderr)
+            say(f"error: {err}")
             return err.code
         except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
+            say("interrupted")
             return 128 + signal.SIGINT
 
     return wrapped
+
+
+def say(line: str) -> None:
+    """A line on stderr, if there is still a terminal to take it (after SIGHUP its writes fail with EIO)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
 
 
 def start(main: Callable[[list[str]], int]) -> NoReturn:
@@ -103,13 +113,16 @@ def fast_exit(code: int = 0) -> NoReturn:
         sys.exit(code)
     threading._shutdown()
     atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a terminal closed under it (EIO), or a stream already closed
+            pass
     os._exit(code)
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) or SIGTERM, raised where the main thread is, so runs end KILLED on the way out."""
+    """Ctrl-C (SIGINT), SIGTERM or SIGHUP, raised where the main thread is, so runs end KILLED on the way out."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
@@ -117,11 +130,11 @@ class Interrupted(KeyboardInterrupt):
 
     @property
     def exit_code(self) -> int:
-        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP
 
 
 def interrupted() -> bool:
-    """Whether Ctrl-C or SIGTERM stopped this sweep (its runs end KILLED; other early ends are FAILED)."""
+    """Whether Ctrl-C, SIGTERM or SIGHUP stopped this sweep (its runs end KILLED; other early ends are FAILED)."""
     from .record.session import current
 
     return bool(current().received)
@@ -140,8 +153,9 @@ def quiet_start() -> None:
 
 
 def handle_signals(session=None) -> dict:
-    """The first SIGINT or SIGTERM raises Interrupted, noted on the sweep's session; later ones are noted and
-    ignored. Returns the handlers it replaced, for restore_signals (a notebook's kernel gets its own back).
+    """The first SIGINT, SIGTERM or SIGHUP raises Interrupted, noted on the sweep's session; later ones are noted
+    and ignored. Returns the handlers it replaced, for restore_signals (a notebook's kernel gets its own back).
+    One the process ignores stays ignored: a shell's background job ignores SIGINT, `nohup` ignores SIGHUP.
 
     Closing the runs after an interrupt takes a moment (a few store writes); a second Ctrl-C
     pressed during it (people press twice) must not cut that short and leave a run RUNNING.
@@ -161,8 +175,8 @@ def handle_signals(session=None) -> dict:
     if threading.current_thread() is not threading.main_thread():  # only the main thread may take signals
         return {}
     previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(signum) is not signal.SIG_IGN:  # a background job of a shell ignores SIGINT: keep it so
+    for signum in STOPPING:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
             previous[signum] = signal.signal(signum, on_signal)
     return previous
 

@@ -186,6 +186,11 @@ def config_terms(message: str) -> str:
     return LIBRARY_WORDS.sub(lambda m: CONFIG_KEYS[m[1]] + (f"={m[2].lower()}" if m[2] else ""), message)
 
 
+def recipe_keys(swept) -> list[str]:
+    """A sweep's factors: what makes a recipe is every swept key but the seed (the seed makes its runs)."""
+    return [key for key in swept or [] if key != "seed"]
+
+
 def label(key: str, value) -> str:
     """A swept value as a recipe's name shows it: the group's option (classic), else key=value (model.pool=max)."""
     return str(value) if key in ("model", "optim", "data") else f"{key}={value}"

@@ -11,7 +11,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from .cli import interrupted
-from .config import sweep_key
+from .config import recipe_keys, sweep_key
 from .errors import Abort, one_line
 from .record import room
 from .record.attempts import counted, sweep_runs
@@ -172,6 +172,6 @@ def close_open(session: Session) -> None:
 
 def sweep_name(swept: list[str]) -> str:
     """A parent run's name a person reads: when, and what it sweeps (the keys; no values, no paths)."""
-    factors = [key for key in swept if key != "seed"]
+    factors = recipe_keys(swept)
     what = " x ".join(factors) or "one recipe"
     return f"{time.strftime('%Y-%m-%d %H:%M')} {what}" + (", seeds" if "seed" in swept else "")

@@ -21,7 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from lenet.engine import resolve_device
 
 from . import cli, launchers
-from .config import CONF_DIR, NOT_IDENTITY, config_terms, group_choices, override_key, prepare_hydra, recipe
+from .config import (CONF_DIR, NOT_IDENTITY, config_terms, group_choices, override_key, prepare_hydra, recipe,
+                     recipe_keys)
 from .errors import Abort, JobError, disk_full, one_line
 from .job import run_job
 from .record.client import TrackingUnavailable
@@ -45,7 +46,7 @@ def job_identity(cfg: DictConfig) -> tuple[str, str, dict]:
     """
     hc = HydraConfig.get()
     sweep = read_sweep(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None
-    swept = [key for key in (sweep["swept"] if sweep else []) if key != "seed"]
+    swept = recipe_keys(sweep["swept"] if sweep else [])
     choices = group_choices(hc.runtime.choices)  # a config group's value is its option's name (classic)
     values = [choices[key] if key in choices else OmegaConf.select(cfg, key) for key in swept]
     cell = recipe(swept, values) if swept else f"{choices['model']}+{choices['optim']}"

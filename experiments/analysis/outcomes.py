@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..config import recipe
+from ..config import recipe, recipe_keys
 from ..metrics import CELLS, where
 from ..record.schema import CHANCE, COLLAPSED_AT, OUTCOMES_BY_STATUS, recorded_outcome
 from . import stats
@@ -74,7 +74,7 @@ def score(table: pd.DataFrame) -> pd.Series:
 def factors_of(table: pd.DataFrame, swept: list[str] | None = None) -> list[str]:
     """The sweep's swept keys except the seed, else the FACTOR_KEYS whose value varies."""
     if swept:
-        return [k for k in swept if k != "seed" and k in table.columns]
+        return [k for k in recipe_keys(swept) if k in table.columns]
     return [k for k in FACTOR_KEYS if k in table.columns and table[k].nunique(dropna=False) > 1]
 
 

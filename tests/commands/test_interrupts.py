@@ -109,3 +109,95 @@ def test_a_process_paused_past_the_heartbeat_timeout_never_writes_over_the_recor
     (parent,) = runs_in(runs_dir, "sweep")
     assert parent.info.status == "FINISHED" and "after it had ended KILLED" in parent.data.tags["lenet.resumed"]
     assert "lenet.closed" not in parent.data.tags and "lenet.came_back" not in parent.data.tags
+
+
+def on_a_terminal(*args: str):
+    """python -m ARGS as a terminal's foreground job: a session of its own whose controlling terminal is a new pty;
+    returns the process and the terminal's master end (closing it hangs the terminal up, as closing a window or a
+    dropped ssh session does)."""
+    import fcntl
+    import os
+    import pty
+    import subprocess
+    import sys
+    import termios
+
+    from experiments.config import PROJECT_ROOT
+
+    from ..support.commands import ENV
+
+    master, slave = pty.openpty()
+
+    def controlled_by_the_pty():
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    proc = subprocess.Popen([sys.executable, "-m", *args], cwd=PROJECT_ROOT, stdin=slave, stdout=slave, stderr=slave,
+                            env=ENV, preexec_fn=controlled_by_the_pty)
+    os.close(slave)
+    return proc, master
+
+
+def test_a_closed_terminal_ends_the_sweep_as_sigterm_does_and_a_rerun_resumes(runs_dir):
+    import os
+    import threading
+
+    marker = runs_dir / "second-epoch"
+    command = ["experiments.run", "-m", "model=classic,d2l", "trainer.epochs=2", "trainer.progress=lines",
+               "mlflow.log_model=false", f"runs_dir={runs_dir}", "model._target_=tests.support.faults.waiting_lenet",
+               f"+model.marker={marker}"]
+    proc, master = on_a_terminal(*command)
+    stop, seen = threading.Event(), []
+    reader = threading.Thread(target=lambda: seen.append(drain(master, stop)), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    while not marker.exists():  # the job waits there: its first epoch is logged
+        assert time.monotonic() < deadline and proc.poll() is None, seen
+        time.sleep(0.1)
+    stop.set()
+    reader.join()  # (a read in progress would keep the terminal open)
+    os.close(master)  # the terminal closes: the kernel sends SIGHUP to its foreground job
+    assert proc.wait(timeout=120) == 129
+    (job,) = runs_in(runs_dir)
+    (parent,) = runs_in(runs_dir, "sweep")
+    assert job.info.status == parent.info.status == "KILLED"  # not left RUNNING for the next sweep to find
+    assert job.data.tags["lenet.outcome"] == "interrupted"
+    assert "mlflow.note.content" in parent.data.tags  # its summary was written, though nobody could read it
+    again = run(*command)  # the marker is there: this time it trains through
+    assert "Resuming sweep" in printed(again)
+    assert sorted(r.info.status for r in runs_in(runs_dir)) == ["FINISHED", "FINISHED", "KILLED"]
+
+
+def drain(master: int, stop) -> str:
+    """What the process wrote to its terminal (read so that its writes never block), until stop is set."""
+    import os
+    import select
+
+    out = b""
+    while not stop.is_set():
+        if select.select([master], [], [], 0.1)[0]:
+            try:
+                out += os.read(master, 4096)
+            except OSError:
+                break
+    return out.decode(errors="replace")
+
+
+def test_under_nohup_a_hangup_changes_nothing(runs_dir):
+    import subprocess
+    import sys
+
+    from experiments.config import PROJECT_ROOT
+
+    from ..support.commands import ENV
+
+    # nohup ignores SIGHUP before the command starts: the sweep keeps it ignored, and its job's own SIGHUP (sent
+    # as its second epoch starts) changes nothing.
+    proc = subprocess.run([sys.executable, "-m", "experiments.run", "-m", "model=classic", "trainer.epochs=2",
+                           "trainer.limit_batches=2", "mlflow.log_model=false", f"runs_dir={runs_dir}",
+                           "model._target_=tests.support.faults.signalling_lenet", "+model.signal_name=SIGHUP"],
+                          cwd=PROJECT_ROOT, env=ENV, capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [r.info.status for r in runs_in(runs_dir)] == ["FINISHED"]

@@ -61,6 +61,23 @@ def signalling_lenet(signal_name: str = "SIGTERM", to: str = "process", twice: b
     return net
 
 
+def waiting_lenet(marker: str, wait_s: float = 120, **kw):
+    """LeNet-5 that, as its second epoch starts (its first time only: marker does not exist yet), creates marker and
+    waits there for what the test does to its process (closes its terminal, say), up to wait_s."""
+    net = lenet_classic(**kw)
+    state = {"evaluated": False}
+
+    def wait(module, args):
+        if not module.training:
+            state["evaluated"] = True
+        elif state["evaluated"] and not os.path.exists(marker):
+            open(marker, "w").close()
+            time.sleep(wait_s)
+
+    net.register_forward_pre_hook(wait)
+    return net
+
+
 def claimed(tally: str, times: int) -> bool:
     """Whether this process may send one of the `times` signals a sweep's jobs may send in all: it creates one of
     the files TALLY.1 .. TALLY.times that none has yet (exclusive creation: two jobs at the same epoch, in two
