@@ -31,7 +31,8 @@ STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # each ends a sweep t
 
 def one_line_errors(main: Callable[[list[str]], int]) -> Callable[[list[str]], int]:
     """A command's main(argv) whose errors are one line on stderr and an exit code: BadInput 2, Abort its
-    own (1 by default), Ctrl-C while it reads or writes 130. Anything else is a bug: its traceback helps."""
+    own (1 by default), Ctrl-C while it reads or writes 130, a memory limit 1. Anything else is a bug: its
+    traceback helps."""
     from .errors import Abort, BadInput
 
     @functools.wraps(main)
@@ -47,6 +48,10 @@ def one_line_errors(main: Callable[[list[str]], int]) -> Callable[[list[str]], i
         except KeyboardInterrupt:
             say("interrupted")
             return 128 + signal.SIGINT
+        except MemoryError as err:  # a memory cap (ulimit -v, a cgroup) refused an allocation: nothing to debug here
+            say(f"error: out of memory{f' ({err})' if str(err) else ''}: this process hit its memory limit; "
+                f"raise it (ulimit -v, the job's mem_gb) or lower trainer.batch_size")
+            return FAILED
 
     return wrapped
 

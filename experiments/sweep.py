@@ -22,7 +22,7 @@ from .record.runs import RunLog
 from .record.schema import (CAME_BACK, CLOSED, DIVERGED, OVERRIDES, OWNER, RESUMED, ROLE, SWEEP_ID, SWEEP_KEY, SWEPT,
                             sweeps_with_key, write_sweep)
 from .record.session import Session, current
-from .record.store import ExperimentDeleted, absolute, connect, sqlite_path
+from .record.store import ExperimentDeleted, absolute, connect, damage, sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,12 @@ class SweepCallback(Callback):
         room.give_back(self.room)  # after their last writes, which may have filled the disk: room for this end
         if parent is None:
             return
+        broken = damage(self.tracking_uri)
+        if broken is not None:  # written over by another program meanwhile: this end would only add to the damage
+            self.session.unended = parent.run_id
+            raise Abort(f"the MLflow store {self.tracking_uri} is damaged ({broken}): another program wrote to it "
+                        f"during the sweep; nothing more was written to it. Restore it from a copy, or move it aside "
+                        f"and rerun to start a new one")
         try:
             status, runs, every = self.end_parent(parent, ended)
         except TrackingUnavailable:  # the command has said so in its one line; the next sweep closes the parent
@@ -148,13 +154,15 @@ class SweepCallback(Callback):
             return
         diverged = [r for r in runs if DIVERGED in r.data.tags]  # an outcome of the config, not a crash
         crashed = [r for r in runs if r.info.status != "FINISHED" and DIVERGED not in r.data.tags]
-        from .analysis.report import sweep_summary, where_to_look  # the statistics load only now
+        from .analysis.view import where_to_look
 
         done, view = sum(r.info.status == "FINISHED" for r in runs), None
         try:
+            from .analysis.report import sweep_summary  # the statistics load only now: a memory cap may refuse them
+
             summary, view, self.session.result = sweep_summary(parent.client, self.experiment_id, parent.run_id,
                                                                self.exports, every, self.correction)
-        except Exception as err:  # the runs are safe in MLflow; `python -m experiments.export` can redo this
+        except Exception as err:  # MemoryError too: the runs are safe in MLflow; `experiments.export` redoes this
             summary = f"(summary not written: {one_line(err)}; python -m experiments.export redoes it)"
         self.session.summary = summary
         log.info("Sweep %s: %d of %d runs finished, %d diverged\n%s", status, done, len(runs), len(diverged), summary)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import time
 from pathlib import Path
 
@@ -133,22 +132,6 @@ def describe_parent(client: MlflowClient, run_id: str, result: dict, title: str)
             headline["best_cell_test_acc"] = round(float(best["test_acc_mean"]), 6)
         client.set_tag(run_id, "lenet.best_cell", best["cell"])
     client.log_batch(run_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0) for k, v in headline.items()])
-
-
-def where_to_look(tracking_uri: str, experiment_id: str, parent_id: str, view: str | None = None) -> str:
-    """The command that opens the MLflow UI on this store, and the addresses of the sweep's ready view, of its
-    parent run (the summary) and of the experiment's runs; the first visit to MLflow 3's UI asks to pick its
-    "Model training" view once (the links ask for it; the UI keeps the choice in the browser)."""
-    if tracking_uri.startswith(("http://", "https://")):
-        base, start = tracking_uri.rstrip("/"), ""
-    else:
-        command = f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)} --port 5000"  # pasteable as it is
-        base, start = "http://127.0.0.1:5000", f"{command}, then "
-    runs = f"{base}/#/experiments/{experiment_id}/runs"
-    mode = "workflowType=machine_learning"  # MLflow 3.17's UI: its Model training view, not GenAI's
-    ready = f"{runs}?{mode}&viewStateShareKey={view}" if view else f"{runs}?{mode}"
-    return (f"See it in MLflow: {start}open {ready} (the sweep by recipe; its summary: {runs}/{parent_id}?{mode}; "
-            f"if MLflow shows GenAI pages, click \"Model training\" at the top once)")
 
 
 def sweep_summary(client: MlflowClient, experiment_id: str, parent_id: str, out: Path, runs: list,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shlex
 import time
 
 import mlflow
@@ -105,3 +106,18 @@ def write_view(client, experiment_id: str, sweep_id: str, factors: list[str], ru
                               envelope(f"sweep {sweep_id} by recipe", state(sweep_id, factors, runs)))
     return key
 
+
+def where_to_look(tracking_uri: str, experiment_id: str, parent_id: str, view: str | None = None) -> str:
+    """The command that opens the MLflow UI on this store, and the addresses of the sweep's ready view, of its
+    parent run (the summary) and of the experiment's runs; the first visit to MLflow 3's UI asks to pick its
+    "Model training" view once (the links ask for it; the UI keeps the choice in the browser)."""
+    if tracking_uri.startswith(("http://", "https://")):
+        base, start = tracking_uri.rstrip("/"), ""
+    else:
+        command = f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)} --port 5000"  # pasteable as it is
+        base, start = "http://127.0.0.1:5000", f"{command}, then "
+    runs = f"{base}/#/experiments/{experiment_id}/runs"
+    mode = "workflowType=machine_learning"  # MLflow 3.17's UI: its Model training view, not GenAI's
+    ready = f"{runs}?{mode}&viewStateShareKey={view}" if view else f"{runs}?{mode}"
+    return (f"See it in MLflow: {start}open {ready} (the sweep by recipe; its summary: {runs}/{parent_id}?{mode}; "
+            f"if MLflow shows GenAI pages, click \"Model training\" at the top once)")

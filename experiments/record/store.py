@@ -166,7 +166,7 @@ def relocate(store: Path) -> list[str]:
 EXPERIMENT_TAGS = {
     # What MLflow 3's UI reads to open an experiment on its runs rather than its GenAI view (traces,
     # token usage). MLflow 3.17's UI follows its GenAI / Model training switch instead, so the links the
-    # sweep prints carry ?workflowType=machine_learning (analysis.report.where_to_look).
+    # sweep prints carry ?workflowType=machine_learning (analysis.view.where_to_look).
     "mlflow.experimentKind": "custom_model_development",
     "mlflow.note.content": ("LeNet variants trained by lenet-sweeps. Each sweep is a parent run, named sweep "
                             "and its overrides, whose description holds the comparison (tables, tests, "
@@ -246,6 +246,24 @@ def check_sqlite(uri: str, option: str) -> None:
     if not {"experiments", "runs", "alembic_version"} <= tables:
         raise LookupError(f"{option} {uri}: {path} is an SQLite database but not an MLflow store; "
                           f"point {option} elsewhere")
+
+
+def damage(uri: str) -> str | None:
+    """What sqlite's own quick_check finds wrong with a local store (read-only; None: sound, or not a local store).
+    Another program that truncates or overwrites mlflow.db during a sweep leaves it so."""
+    path = sqlite_path(uri)
+    if path is None:
+        return None
+    if not path.is_file() or path.stat().st_size == 0:
+        return "the file is gone or empty"
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            found = [row[0] for row in db.execute("PRAGMA quick_check")]
+            if not {"experiments", "runs"} <= {row[0] for row in db.execute("SELECT name FROM sqlite_master")}:
+                return "it is no longer an MLflow store"
+    except sqlite3.DatabaseError as err:
+        return str(err)
+    return None if found == ["ok"] else "; ".join(found[:3])
 
 
 def check_database(uri: str, option: str) -> None:

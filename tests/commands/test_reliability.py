@@ -1,5 +1,7 @@
 """Faults injected into real sweeps: divergence, concurrent sweeps and stores, a full disk."""
+import os
 import shutil
+import time
 import sqlite3
 import subprocess
 import sys
@@ -9,7 +11,7 @@ import pytest
 from experiments import export
 from experiments.config import PROJECT_ROOT
 
-from ..support.commands import ENV, printed, run
+from ..support.commands import ENV, printed, run, start
 from ..support.store import client_of, runs_in
 
 
@@ -167,3 +169,25 @@ def test_a_log_file_on_a_full_disk_is_one_warning_not_a_traceback_per_record(run
     assert "d2l+adam: test_acc" in output  # the terminal still has every line
     (job,) = runs_in(runs_dir)
     assert job.info.status == "FINISHED"
+
+
+def test_a_store_overwritten_during_the_sweep_fails_it_in_one_line_naming_the_store(runs_dir):
+    marker, release = runs_dir / "second-epoch", runs_dir / "overwritten"
+    proc = start("experiments.run", "-m", "model=classic,d2l", "trainer.epochs=2", "trainer.limit_batches=2",
+                 "mlflow.log_model=false", "trainer.progress=lines", f"runs_dir={runs_dir}",
+                 "model._target_=tests.support.faults.waiting_lenet", f"+model.marker={marker}",
+                 f"+model.release={release}")
+    deadline = time.monotonic() + 120
+    while not marker.exists():  # the first job waits at its second epoch
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    os.truncate(runs_dir / "mlflow.db", 0)  # another program empties it (`: > mlflow.db`, a botched copy)
+    release.touch()
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 1 and "Traceback" not in output, output
+    (error,) = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert error.startswith(f"error: the MLflow store sqlite:///{runs_dir}/mlflow.db is damaged (") and \
+        "another program wrote to it during the sweep" in error
+    from experiments.record.store import damage
+
+    assert damage(f"sqlite:///{runs_dir}/mlflow.db") is not None  # left as the sweep found it, not "repaired"

@@ -137,3 +137,36 @@ def test_without_a_writable_cache_mlflow_creates_the_store_as_usual(tmp_path, mo
     tracking = connect(f"sqlite:///{tmp_path}/runs/mlflow.db", "lenet-sweeps")
     assert tracking.client.get_experiment(tracking.experiment_id).name == "lenet-sweeps"
     assert schema(tmp_path / "runs" / "mlflow.db") == schema(tmp_path / "by-mlflow.db")
+
+
+def test_a_memory_cap_that_refuses_the_summarys_imports_still_ends_the_sweep_in_one_line(runs_dir, monkeypatch, caplog):
+    import sys
+
+    class Refused:  # what an import under `ulimit -v` meets: the allocation for the statistics' modules fails
+        def find_spec(self, name, path=None, target=None):
+            if name == "experiments.analysis.report":
+                raise MemoryError
+            return None
+
+    monkeypatch.delitem(sys.modules, "experiments.analysis.report", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Refused(), *sys.meta_path])
+    cfg = compose_with_hydra([f"runs_dir={runs_dir}"])
+    with scope() as session:
+        sweep = SweepCallback()
+        sweep.on_multirun_start(cfg)
+        sweep.on_multirun_end(cfg)  # raised MemoryError out of the sweep's end before: a traceback, exit 1
+    (parent,) = runs_in(runs_dir, "sweep")
+    assert parent.info.status == "FINISHED"
+    assert session.summary.startswith("(summary not written: MemoryError") and "experiments.export redoes it" in \
+        session.summary
+
+
+def test_a_command_that_runs_out_of_memory_says_so_in_one_line(capsys):
+    from experiments import cli
+
+    def main(argv):
+        raise MemoryError
+
+    assert cli.one_line_errors(main)([]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: out of memory: this process hit its memory limit; raise it (ulimit -v")

@@ -61,9 +61,10 @@ def signalling_lenet(signal_name: str = "SIGTERM", to: str = "process", twice: b
     return net
 
 
-def waiting_lenet(marker: str, wait_s: float = 120, **kw):
+def waiting_lenet(marker: str, wait_s: float = 120, release: str = "", **kw):
     """LeNet-5 that, as its second epoch starts (its first time only: marker does not exist yet), creates marker and
-    waits there for what the test does to its process (closes its terminal, say), up to wait_s."""
+    waits there for what the test does to its process (closes its terminal, say), up to wait_s, or until the file
+    release exists (the test has done what it does meanwhile: overwritten the store, say)."""
     net = lenet_classic(**kw)
     state = {"evaluated": False}
 
@@ -72,7 +73,9 @@ def waiting_lenet(marker: str, wait_s: float = 120, **kw):
             state["evaluated"] = True
         elif state["evaluated"] and not os.path.exists(marker):
             open(marker, "w").close()
-            time.sleep(wait_s)
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline and not (release and os.path.exists(release)):
+                time.sleep(0.05)
 
     net.register_forward_pre_hook(wait)
     return net

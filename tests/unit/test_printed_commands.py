@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from experiments.analysis.report import where_to_look
+from experiments.analysis.view import where_to_look
 from experiments.errors import BadInput
 from experiments.validate import check_command
 
