@@ -27,12 +27,13 @@ __all__ = ["SweepResult", "run_sweep", "BadInput"]
 class SweepResult:
     exit_code: int  # the command's: 0 every job FINISHED (or was resumed), 1 a failure, 130/143 a signal
     runs: pd.DataFrame  # the runs table, every attempt (counted says which count)
-    summary: str = ""  # the text the command prints at the sweep's end
+    summary: str = ""  # the text the command prints at the sweep's end (one screen)
     parent_run_id: str | None = None  # the sweep's parent run (None for a single run)
     sweep_id: str | None = None
     error: str | None = None  # the one line that stopped it, if one did
     tracking_uri: str = ""
     analysis: dict = field(default_factory=dict, repr=False)  # cells, comparisons, pivot, ...: analysis.tables
+    full_summary: str = field(default="", repr=False)  # every comparison, the factorial model, the runs (summary.md)
 
     @property
     def cells(self) -> pd.DataFrame:
@@ -78,7 +79,7 @@ def run_sweep(overrides: list[str], multirun: bool = True) -> SweepResult:
             raise
         runs, analysis, uri = what_it_left(session)
         return SweepResult(code, runs, session.summary, session.parent_run_id, session.sweep_id, error, uri,
-                           analysis)
+                           analysis, session.full_summary)
 
 
 def what_it_left(session) -> tuple[pd.DataFrame, dict, str]:

@@ -31,7 +31,8 @@ def metric(name: str, per_epoch: bool, bounds=None, fmt: str = ".4f", shown=(), 
 
 ACCURACY = (0.0, 1.0)
 METRICS = (
-    metric("train_loss", True, None, ".4f", (PROGRESS, CURVES)),
+    metric("train_loss", True, None, ".4f", (PROGRESS, CURVES, RUNS),
+           meaning="training loss of its last epoch (missing where it became nan or inf)"),
     metric("train_acc", True, ACCURACY, ".4f", (PROGRESS,)),
     metric("val_loss", True, None, ".4f", (PROGRESS,)),
     metric("val_acc", True, ACCURACY, ".4f", (PROGRESS, CURVES, CHART)),

@@ -158,17 +158,20 @@ class SweepCallback(Callback):
 
         done, view = sum(r.info.status == "FINISHED" for r in runs), None
         try:
-            from .analysis.report import sweep_summary  # the statistics load only now: a memory cap may refuse them
+            from .analysis.brief import brief  # the statistics load only now: a memory cap may refuse them
+            from .analysis.report import sweep_summary
 
-            summary, view, self.session.result = sweep_summary(parent.client, self.experiment_id, parent.run_id,
-                                                               self.exports, every, self.correction)
+            full, view, self.session.result = sweep_summary(parent.client, self.experiment_id, parent.run_id,
+                                                            self.exports, every, self.correction)
+            summary = brief(self.session.result, str(self.exports / self.sweep_id / "summary.md"))
+            self.session.full_summary = full
         except Exception as err:  # MemoryError too: the runs are safe in MLflow; `experiments.export` redoes this
             summary = f"(summary not written: {one_line(err)}; python -m experiments.export redoes it)"
         self.session.summary = summary
         log.info("Sweep %s: %d of %d runs finished, %d diverged\n%s", status, done, len(runs), len(diverged), summary)
-        for run in diverged + [r for r in crashed if r.info.status == "FAILED"]:  # KILLED ones said so already
-            state = "DIVERGED" if DIVERGED in run.data.tags else run.info.status
-            log.error("%s: %s %s", run.info.run_name, state, run.data.tags.get("error.message", ""))
+        for run in crashed:  # a diverged run's line is the summary's; a KILLED one said so already
+            if run.info.status == "FAILED":
+                log.error("%s: FAILED %s", run.info.run_name, run.data.tags.get("error.message", ""))
         log.info(where_to_look(self.tracking_uri, self.experiment_id, parent.run_id, view))
 
 

@@ -29,9 +29,10 @@ FACTOR_KEYS = ("model", "model.activation", "model.pool", "model.init", "optim",
 METRICS = tuple(m.name for m in where(CELLS))  # each recipe's mean and interval of these (experiments.metrics)
 BOUNDS = {m.name: m.bounds for m in where(CELLS)}
 
-COLLAPSE_HINT = "collapsed: test accuracy <= 0.15 (chance 0.10 + 5 points); often an lr too high: try optim.lr=0.1"
-DIVERGE_HINT = ("diverged: the training loss became nan or inf and the run stopped there; often an lr too high: "
-                "try optim.lr=0.1")
+MEANING = {  # what a failure's name says, for a reader of the full summary
+    "collapsed": "collapsed: test accuracy <= 0.15 (chance 0.10 + 5 points): it learned nothing a guess would not",
+    "diverged": "diverged: the training loss became nan or inf and the run stopped there",
+}
 FAILURES = ("collapsed", "diverged", "failed", "killed")  # what a recipe's run can come to, besides ok
 NOT_COUNTED = ("interrupted", "running")  # a run that says nothing about its recipe
 OUTCOMES = ("ok", *FAILURES, *NOT_COUNTED)

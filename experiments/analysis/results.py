@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import recipe
-from ..metrics import RUNS, where
+from ..metrics import BY_NAME, RUNS, where
 from ..record.attempts import superseded
 from ..record.schema import CLOSED, CODE, DIVERGED, MODEL, OUTCOME
 from .outcomes import FACTOR_KEYS, outcome, with_test_intervals
@@ -48,11 +48,12 @@ COLUMNS = (
     Column("counted", "bool", "whether it is in the answer: the newest run of its config that ended"),
     Column("superseded_by", "string", "the run that counts instead of it (missing where it counts)"),
     Column("superseded_why", "string", "why its config ran again: other library code, resume=false, ..."),
-    *(Column(m.column, "int" if m.fmt == "d" else "float", m.meaning) for m in where(RUNS)[:1]),  # test_acc
+    Column("test_acc", "float", BY_NAME["test_acc"].meaning),
     Column("test_acc_low", "float", "its 95% Wilson interval over the test images, low end"),
     Column("test_acc_high", "float", "its 95% Wilson interval over the test images, high end"),
     Column("test_size", "int", "test images"),
-    *(Column(m.column, "int" if m.fmt == "d" else "float", m.meaning) for m in where(RUNS)[1:]),
+    *(Column(m.column, "int" if m.fmt == "d" else "float", m.meaning) for m in where(RUNS) if m.name != "test_acc"),
+    Column("diverged_epoch", "int", "the epoch whose training loss became nan or inf (missing unless it diverged)"),
     Column("model_uri", "string", "where its MLflow model loads from: mlflow.pytorch.load_model(model_uri)"),
     Column("code", "string", "fingerprint of the lenet/ code that computed it (lenet.code)"),
     Column("started", "string", "when the run started, UTC (ISO 8601)"),
@@ -66,10 +67,12 @@ def row_of(run, keys: list[str], missing: list[str]) -> dict:
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
     row = {key: params.get(key) for key in keys}
     row |= {m.column: metrics.get(m.name, math.nan) for m in where(RUNS)}
+    row = {k: v if not isinstance(v, float) or math.isfinite(v) else math.nan for k, v in row.items()}  # nan, inf
     test_acc = float(row["test_acc"])
     row |= {"run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status,
             "outcome": outcome(run.info.status, test_acc, CLOSED in tags, DIVERGED in tags, tags.get(OUTCOME)),
             "test_size": params.get("test_size"), "model_uri": tags.get(MODEL), "code": tags.get(CODE),
+            "diverged_epoch": tags.get(DIVERGED),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run.info.start_time / 1000)),
             "missing_files": ", ".join(missing) or None}
     return row

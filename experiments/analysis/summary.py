@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import wording
+from . import brief, wording
+from .outcomes import MEANING
 from .results import markdown_table
-from .outcomes import COLLAPSE_HINT, DIVERGE_HINT
 SENTENCES = 8  # comparison sentences in the summary; every comparison is in comparisons.csv
 
 
@@ -50,9 +50,9 @@ def summary_text(result: dict, title: str, with_runs: bool = True, sentences: in
     if len(cells):
         lines += ["Recipes (every swept value but the seed; score: mean test accuracy with failed runs at chance):",
                   "", cells_shown(cells).to_markdown(index=False), ""]
-    for outcome, hint in (("collapsed", COLLAPSE_HINT), ("diverged", DIVERGE_HINT)):
-        if (table["outcome"] == outcome).any():
-            lines += [hint, ""]
+    failed = brief.failed_lines(cells, table, everything) if len(cells) else []
+    if failed:  # each failed recipe, why, and one thing to try that the sweep has not (analysis.brief)
+        lines += failed + [MEANING[k] for k in MEANING if (table["outcome"] == k).any()] + [""]
     lines += notes(table) + superseded_note(everything)
     said, more = wording.findings(verdict, sentences)
     if said:

@@ -32,7 +32,8 @@ class Session:
     unended: str | None = None  # a parent run it could not end: the command fails
     received: list = field(default_factory=list)  # the signal that stopped it, once one has
     result: object | None = None  # what the sweep's end made of it (analysis.tables.analyse), for run_sweep
-    summary: str = ""  # the summary it printed
+    summary: str = ""  # the summary it printed (analysis.brief: one screen)
+    full_summary: str = ""  # the whole analysis (summary.md, the parent run's description)
     job_runs: list = field(default_factory=list)  # (tracking uri, run id) of each job this process ran or skipped
     sweep_id: str | None = None
     parent_run_id: str | None = None

@@ -42,7 +42,8 @@ def test_sweep_logs_one_parent_and_four_children_classic_sgd_diverging(sweep):
     assert status.pop("classic+sgd") == ("FAILED", "1")
     assert set(status.values()) == {("FINISHED", None)}
     printed = proc.stdout + proc.stderr
-    assert "3 of 4 runs finished, 1 diverged" in printed and "often an lr too high: try optim.lr=0.1" in printed
+    assert "3 of 4 runs finished, 1 diverged" in printed
+    assert "Failed: classic+sgd, its run diverged at epoch 1; often too high an lr: try optim.lr=0.1" in printed
     assert "Warning" not in printed and "Traceback" not in printed  # what a newcomer reads first is clean
 
 
@@ -98,11 +99,14 @@ def test_a_failing_job_ends_failed_and_the_others_still_run(runs_dir):
 def test_a_seeded_sweep_writes_every_table_and_plot_and_logs_them_on_the_parent(runs_dir):
     proc = run("experiments.run", "-m", "model=classic,d2l", "seed=0,1", "trainer.epochs=2", f"runs_dir={runs_dir}")
     printed = proc.stdout + proc.stderr
-    assert "Recipes (every swept value but the seed" in printed
-    assert "- the trained networks classic (seed 0) and d2l (seed 0) " in printed  # the comparison, as a sentence
+    (folder,) = (runs_dir / "exports").iterdir()
+    assert f"Every comparison, the factorial model and the runs: {folder / 'summary.md'}" in " ".join(
+        line.strip() for line in printed.splitlines())  # the terminal says where the full analysis is
+    full = (folder / "summary.md").read_text()
+    assert "Recipes (every swept value but the seed" in full
+    assert "- the trained networks classic (seed 0) and d2l (seed 0) " in full  # the comparison, as a sentence
     client, runs = client_of(runs_dir), every_run(runs_dir)
     (parent,) = [r for r in runs if r.data.tags.get("lenet.role") == "sweep"]
-    (folder,) = (runs_dir / "exports").iterdir()
     expected = {"runs.csv", "runs.md", "pivot.csv", "cells.csv", "cells.md", "comparisons.csv", "comparisons.md",
                 "effects.csv", "curves_val_acc.png", "curves_train_loss.png", "test_acc_by_cell.png", "summary.md"}
     assert expected <= {p.name for p in folder.iterdir()}

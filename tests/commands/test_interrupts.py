@@ -32,7 +32,7 @@ def test_an_interrupted_sweep_ends_killed_and_a_rerun_resumes_it(runs_dir, sig):
     assert "Traceback" not in output
     assert output.count(f"classic: KILLED by {sig.name}; rerun the same command") == 1
     assert "epoch 1/2" in output and "epoch 2/2" not in output  # stopped where the signal came: in epoch 2
-    assert "Sweep KILLED: 0 of 1 runs finished" in output and "| KILLED " in output  # the summary still printed
+    assert "Sweep KILLED: 0 of 1 runs finished" in output and "Not counted: classic 1 interrupted" in output
     (job,) = runs_in(runs_dir)
     (parent,) = runs_in(runs_dir, "sweep")
     assert job.info.status == parent.info.status == "KILLED"

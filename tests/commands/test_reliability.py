@@ -114,7 +114,7 @@ def test_a_full_disk_is_one_line_leaves_nothing_running_and_a_rerun_resumes(smal
     assert {r.info.status for r in jobs} <= {"FINISHED", "FAILED"}
     failed = [r for r in jobs if r.info.status == "FAILED"]
     assert failed and all(r.data.tags.get("lenet.outcome") != "ok" for r in failed)  # its files never landed
-    best = [line.split("Best recipe: ")[1].split(",")[0] for line in printed.splitlines() if "Best recipe: " in line]
+    best = [line.split("Best: ")[1].split(",")[0] for line in printed.splitlines() if line.startswith("Best: ")]
     finished = {r.data.params["cell"] for r in jobs if r.info.status == "FINISHED"}
     assert set(best) <= finished  # never a recipe whose run FAILED
 

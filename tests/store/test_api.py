@@ -34,7 +34,9 @@ def test_two_sweeps_in_one_process_each_land_whole_and_leave_nothing_running(run
         assert len(children) == 4 and len(result.runs) == 4
         assert set(result.runs["run_id"]) == {r.info.run_id for r in children}
         assert list(result.runs.columns) == NAMES
-        assert result.summary.startswith("# sweep ") and "Recipes (every swept value but the seed" in result.summary
+        assert result.summary.startswith("Best: ") and len(result.summary.splitlines()) <= 15  # one screen
+        assert result.full_summary.startswith("# sweep ") and "Recipes (every swept value but the seed" in \
+            result.full_summary
     assert set(second.runs["seed"]) == {1}
     assert "RUNNING" not in {r.info.status for r in every_run(runs_dir)}
     assert threads() == set()  # the heartbeat and the writer stopped with their sweep
@@ -65,7 +67,7 @@ def test_ctrl_c_in_a_sweep_ends_it_killed_and_the_interpreter_goes_on(runs_dir):
     interrupted = run_sweep(["model=classic,d2l", *TINY, "trainer.epochs=2",
                              f"runs_dir={runs_dir}", "model._target_=tests.support.faults.signalling_lenet",
                              "+model.signal_name=SIGINT", f"+model.tally={runs_dir}/signals"])
-    assert interrupted.exit_code == 130 and "| KILLED " in interrupted.summary  # the summary of what there was
+    assert interrupted.exit_code == 130 and "Not counted: classic 1 interrupted" in interrupted.summary
     assert list(interrupted.runs["outcome"]) == ["interrupted"]
     (job,) = runs_in(runs_dir)
     assert job.info.status == runs_in(runs_dir, "sweep")[0].info.status == "KILLED"

@@ -1,6 +1,5 @@
 """The one results table every answer reads, from records a real store holds: which run of a config counts (the
 newest that ended), what a run came to (its final MLflow status first), and one schema in every format."""
-import json
 import math
 import os
 import re
@@ -9,62 +8,14 @@ import subprocess
 
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
-from experiments import export
 from experiments.analysis.results import COLUMNS, read_runs
 from experiments.config import PROJECT_ROOT
-from experiments.record.liveness import me
 from experiments.record.runs import tracked_run
 from experiments.record.store import connect
 
 from ..services import unavailable
-
-
-class Record:
-    """A sweep's parent run and job runs, written as the harness writes them, at chosen times and states."""
-
-    def __init__(self, runs_dir, swept=("model", "optim")):
-        self.runs_dir = runs_dir
-        self.client = MlflowClient(f"sqlite:///{runs_dir}/mlflow.db")
-        self.experiment_id = self.client.create_experiment("lenet-sweeps",
-                                                           artifact_location=(runs_dir / "art").as_uri())
-        self.parent = self.client.create_run(self.experiment_id, run_name="sweep", tags={
-            "lenet.role": "sweep", "lenet.sweep_id": "s1", "hydra.overrides": "x", "lenet.owner": me(),
-            "lenet.swept": json.dumps(list(swept))}).info.run_id
-        self.clock = 1_700_000_000_000
-
-    def job(self, model="classic", optim="adam", seed=0, status="FINISHED", acc=0.9, code="c1", tags=None,
-            params=None):
-        """A job run of config (model, optim, seed), started after every earlier one."""
-        self.clock += 60_000
-        run = self.client.create_run(self.experiment_id, run_name=f"{model}+{optim}", start_time=self.clock, tags={
-            "lenet.role": "job", "mlflow.parentRunId": self.parent, "lenet.sweep_id": "s1", "lenet.code": code,
-            "lenet.config_hash": f"{model}-{optim}-{seed}", "hydra.job_num": "0", **(tags or {})}).info.run_id
-        full = {"model": model, "optim": optim, "seed": seed, "model.activation": "relu", "model.pool": "max",
-                "optim.lr": 0.001 if optim == "adam" else 0.9, "data": "mnist5k", "trainer.epochs": 2,
-                "trainer.batch_size": 64, "test_size": 1000, "cell": f"{model}+{optim}", **(params or {})}
-        for key, value in full.items():
-            self.client.log_param(run, key, value)
-        self.client.log_metric(run, "val_acc", 0.5, step=1)
-        if not math.isnan(acc):
-            for key, value in {"test_acc": acc, "best_val_acc": acc, "train_seconds": 1.5, "best_epoch": 2}.items():
-                self.client.log_metric(run, key, value, step=0)
-        if status != "RUNNING":
-            self.client.set_terminated(run, status, end_time=self.clock + 30_000)
-        return run
-
-    def end(self, status="FINISHED"):
-        self.client.set_terminated(self.parent, status)
-
-    def export(self, capsys, *formats):
-        out = self.runs_dir / "out"
-        code = export.main(["--tracking-uri", f"sqlite:///{self.runs_dir}/mlflow.db", "--out", str(out),
-                            "--format", ",".join(formats or ("csv",))])
-        captured = capsys.readouterr()
-        assert code == 0, captured.err
-        assert "Traceback" not in captured.out + captured.err
-        return captured.out, out / "s1"
+from ..support.record import Record
 
 
 def test_a_rerun_after_a_code_edit_answers_with_the_new_run_and_names_the_old(runs_dir, capsys):
