@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import special
 
 from . import stats
+from .outcomes import levels_of
 
 MIN_RUNS = stats.MIN_FOR_INTERVAL  # runs that trained a cell needs to count in the model's tests
 
@@ -55,7 +56,7 @@ def fit(trained: pd.DataFrame, factors: list[str], levels: dict[str, list] | Non
     """The factorial model of the runs that trained (one row per run); levels: every level swept, trained or
     not (default: those in trained)."""
     data = trained[np.isfinite(trained[response].to_numpy(float))]
-    levels = {f: list(v) for f, v in (levels or {f: sorted(data[f].unique(), key=str) for f in factors}).items()}
+    levels = {f: list(v) for f, v in (levels or {f: levels_of(data[f]) for f in factors}).items()}
     active = {f: v for f, v in levels.items() if len(v) > 1}
     if data.empty:
         return Factorial("", "no run trained: nothing to model")

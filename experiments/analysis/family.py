@@ -17,7 +17,7 @@ from scipy import special
 from statsmodels.stats.multitest import multipletests
 
 from . import compare, factorial, stats
-from .outcomes import cells, trained, with_outcomes
+from .outcomes import cells, levels_of, trained, with_outcomes
 
 CORRECTIONS = ("holm", "fdr_bh")
 
@@ -65,7 +65,7 @@ def verdict(table: pd.DataFrame, factors: list[str], predictions=None, correctio
     extras=False: only what decides the claims (a simulation needs nothing else)."""
     table = with_outcomes(table)
     recipes, networks = compare.comparisons(table, factors, predictions, extras)
-    levels = {f: sorted(table[f].dropna().unique(), key=str) for f in factors}
+    levels = {f: levels_of(table[f]) for f in factors}
     model = factorial.fit(trained(table), factors, levels)
     found = Verdict(cells(table, factors) if extras else pd.DataFrame(), recipes, networks, model, correction)
     p_recipes = recipes["p"].to_numpy(float) if len(recipes) else np.array([])

@@ -79,6 +79,19 @@ def factors_of(table: pd.DataFrame, swept: list[str] | None = None) -> list[str]
     return [k for k in FACTOR_KEYS if k in table.columns and table[k].nunique(dropna=False) > 1]
 
 
+def level_key(value):
+    """How a factor's levels sort: numbers as numbers (batch 64 before 128), then text; missing last."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return (2, 0, "")
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0, str(value))
+
+
+def levels_of(values) -> list:
+    return sorted(pd.unique(pd.Series(values).dropna()), key=level_key)
+
+
 def groupby(table: pd.DataFrame, factors: list[str]):
     if table.empty:
         return []
@@ -124,7 +137,7 @@ class Cell:
             if kind == "ok" and math.isfinite(value):
                 cell["accs"][int(seed)], cell["run_ids"][int(seed)] = float(value), run_id
         cells = []
-        for key in sorted(found, key=lambda k: tuple(map(str, k))):
+        for key in sorted(found, key=lambda k: tuple(map(level_key, k))):
             kinds = found[key]["kinds"]
             failed = sum(kinds.get(k, 0) for k in FAILURES)
             text = ", ".join(f"{kinds[k]} {k}" for k in FAILURES if kinds.get(k)) or "none"

@@ -99,6 +99,25 @@ def superseded_note(table: pd.DataFrame) -> list[str]:
             f"in no number here.", ""]
 
 
+def why_not_estimable(verdict, factor: str, level) -> str:
+    """Which recipes a level's mean would need: those never run (a grid the sweep did not fill), and those whose
+    runs all failed."""
+    import itertools
+
+    from ..config import recipe
+
+    factors = list(verdict.model.levels)
+    cells = verdict.cells
+    present = {tuple(row[f] for f in factors): row["n"] for row in cells.to_dict("records")} if len(cells) else {}
+    grid = [dict(zip(factors, combo)) for combo in itertools.product(*verdict.model.levels.values())]
+    needed = [g for g in grid if g.get(factor) == level]
+    never = [recipe(factors, list(g.values())) for g in needed if tuple(g.values()) not in present]
+    failed = [recipe(factors, list(g.values())) for g in needed if present.get(tuple(g.values())) == 0]
+    parts = ([f"not run: {', '.join(never)}"] if never else []) + \
+        ([f"no run that trained: {', '.join(failed)}"] if failed else [])
+    return "; ".join(parts) or "a recipe it needs has no run that trained"
+
+
 def model_lines(verdict) -> list[str]:
     model = verdict.model
     if not model.note:
@@ -109,8 +128,8 @@ def model_lines(verdict) -> list[str]:
         lines += [anova.to_markdown(index=False, floatfmt=".4g"), ""]
     if len(model.means):
         means = model.means.copy()
-        means["emm"] = [f"{m:.4f}" if ok else "not estimable (a cell has no run that trained)"
-                        for m, ok in zip(means["emm"], means["estimable"])]
+        means["emm"] = [f"{m:.4f}" if ok else f"not estimable ({why_not_estimable(verdict, f, lv)})"
+                        for m, ok, f, lv in zip(means["emm"], means["estimable"], means["factor"], means["level"])]
         shown = means.drop(columns=[c for c in ("ci_low", "ci_high") if means[c].isna().all()] + ["estimable"])
         lines += ["Marginal means of test_acc (each level averaged over the other factors' levels):", "",
                   shown.to_markdown(index=False, floatfmt=".4f"), ""]

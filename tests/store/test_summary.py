@@ -76,7 +76,7 @@ def test_a_factorial_where_cells_have_no_run_that_trained(runs_dir, capsys, stat
         assert "no run trained: nothing to model" in printed
     else:
         assert printed.count(f"Best recipe: {best},") == 1
-        assert "not estimable (a cell has no run that trained)" in printed  # never filled in by the model
+        assert "not estimable (no run that trained: classic+sgd" in printed  # never filled in by the model
 
 
 def test_a_seeds_only_sweep_says_what_each_run_came_to(runs_dir, capsys):
@@ -107,3 +107,10 @@ def test_an_export_while_the_sweep_runs_shows_running_runs_and_leaves_its_parent
     (parent,) = [r for r in client.search_runs(["1"]) if r.data.tags.get("lenet.role") == "sweep"]
     assert parent.info.status == "RUNNING" and "mlflow.note.content" not in parent.data.tags  # left alone
     assert not client.list_artifacts(parent.info.run_id)
+
+
+def test_a_recipe_the_sweep_never_ran_is_named_as_not_run(runs_dir, capsys):
+    runs = [r for r in grid(["FINISHED"] * 4, seeds=(0, 1, 2)) if (r[0]["model"], r[0]["optim"]) != ("d2l", "sgd")]
+    make_sweep(runs_dir, ["model", "optim", "seed"], runs)  # an irregular sweep: three recipes of the 2x2 grid
+    printed, _ = run_export(runs_dir, capsys)
+    assert "not estimable (not run: d2l+sgd)" in printed and "no run that trained" not in printed

@@ -304,3 +304,17 @@ def test_the_pivot_shows_a_recipe_whose_runs_all_failed_as_empty_not_as_never_sw
     pivot = accuracy_pivot(runs)
     assert (list(pivot.index), list(pivot.columns)) == (["classic", "d2l"], ["adam", "sgd"])
     assert pivot["sgd"].isna().all() and pivot.loc["classic", "adam"] == pytest.approx(0.98)
+
+
+def test_numeric_levels_sort_as_numbers_and_print_distinctly():
+    sizes, lrs = [512, 64, 256, 128], [0.0002, 0.00021]
+    rows = [{"trainer.batch_size": b, "optim.lr": lr, "seed": s, "status": "FINISHED", "closed": False,
+             "test_acc": 0.97} for b in sizes for lr in lrs for s in range(2)]
+    runs = pd.DataFrame(rows)
+    runs["best_val_acc"], runs["train_seconds"], runs["test_size"] = runs["test_acc"], 1.0, 10000
+    runs["run_id"] = [f"r{i}" for i in range(len(runs))]
+    shown = cells(runs, ["trainer.batch_size", "optim.lr"])
+    assert list(shown["trainer.batch_size"].drop_duplicates()) == [64, 128, 256, 512]  # not 128, 256, 512, 64
+    assert len(set(shown["cell"])) == 8 and "trainer.batch_size=64+optim.lr=0.00021" in set(shown["cell"])
+    model = family.verdict(runs, ["trainer.batch_size", "optim.lr"]).model
+    assert model.levels["trainer.batch_size"] == [64, 128, 256, 512]  # the factorial model's order too
