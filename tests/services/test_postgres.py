@@ -112,7 +112,7 @@ def test_the_main_sweep_lands_whole_in_postgres_and_exports_over_http(server, da
     assert "Traceback" not in export.stdout + export.stderr
     table = pd.read_csv(next(out.glob("*/runs.csv")))
     assert sorted(table["status"]) == ["FAILED", "FINISHED", "FINISHED", "FINISHED"]
-    assert sorted(table["outcome"]) == ["diverged", "ok", "ok", "ok"]
+    assert list(table[table["status"] == "FAILED"]["outcome"]) == ["diverged"]  # why it FAILED, beside the state
     assert set(table["run_id"]) == {r.info.run_id for r in children}
 
 
