@@ -46,7 +46,8 @@ def wrapped(lines: list[str]) -> list[str]:
         if len(line) <= WIDTH:
             out.append(line)
         else:
-            out += textwrap.wrap(line, WIDTH, subsequent_indent="  ", break_on_hyphens=False)
+            out += textwrap.wrap(line, WIDTH, subsequent_indent="  ", break_on_hyphens=False,
+                                 break_long_words=False)  # a path longer than a line stays whole
     return out
 
 
@@ -83,9 +84,13 @@ def headline(ranked: pd.DataFrame, table: pd.DataFrame) -> list[str]:
     return lines
 
 
+SHOWN_FAILED = 3  # lines of failed recipes before the rest are counted
+
+
 def failed_lines(ranked: pd.DataFrame, table: pd.DataFrame, everything: pd.DataFrame) -> list[str]:
-    """One line per recipe with failed runs: how many, why, and one hint the sweep has not tried."""
-    lines = []
+    """The recipes with failed runs: how many, why, and one hint the sweep has not tried; recipes that failed the
+    same way with the same hint share a line."""
+    said: dict[tuple[str, str], list[str]] = {}
     for cell in ranked[ranked["failed_runs"] > 0].to_dict("records"):
         runs = table[(table["cell"] == cell["cell"]) & table["outcome"].isin(FAILURES)]
         reasons = why(cell["failures"], runs)
@@ -93,7 +98,15 @@ def failed_lines(ranked: pd.DataFrame, table: pd.DataFrame, everything: pd.DataF
             what = f"its run {reasons.split(' ', 1)[1]}"
         else:  # "2 of 3 runs failed (1 diverged at epoch 2, 1 collapsed)"
             what = f"{int(cell['failed_runs'])} of {int(cell['counted'])} runs failed ({reasons})"
-        lines.append(f"Failed: {cell['cell']}, {what}{hint(runs, everything)}")
+        said.setdefault((what, hint(runs, everything)), []).append(cell["cell"])
+    lines = []
+    for (what, tip), names in list(said.items())[:SHOWN_FAILED]:
+        if len(names) > 1:  # "their runs diverged at epoch 1", or "2 of 3 runs failed (...) in each"
+            what = what.replace("its run ", "their runs ", 1) if what.startswith("its run ") else f"{what} in each"
+        lines.append(f"Failed: {', '.join(names)}, {what}{tip}")
+    if len(said) > SHOWN_FAILED:
+        rest = sum(len(names) for names in list(said.values())[SHOWN_FAILED:])
+        lines.append(f"Failed: {rest} more recipes (the full analysis names them)")
     return lines
 
 
@@ -122,7 +135,8 @@ def hint(runs: pd.DataFrame, everything: pd.DataFrame) -> str:
         epochs = int(run["trainer.epochs"])
         tried = set(everything["trainer.epochs"].dropna().astype(int))
         more = next((n for n in (epochs * 3, epochs * 10, epochs * 30) if n not in tried), None)
-        return f"; its loss never left 2.30 in {epochs} epochs: try trainer.epochs={more}" if more else ""
+        return (f"; the loss never left 2.30 in {epochs} epoch{'s' if epochs > 1 else ''}: try trainer.epochs={more}"
+                if more else "")
     if run["outcome"] in ("diverged", "collapsed") and pd.notna(run["optim.lr"]):
         tried = [float(t) for t in everything["optim.lr"].dropna().unique()]
         lr = nice_below(float(runs["optim.lr"].min()) / 5)
