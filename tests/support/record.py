@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from experiments import export
@@ -36,13 +37,11 @@ class Record:
         full = {"model": model, "optim": optim, "seed": seed, "model.activation": "relu", "model.pool": "max",
                 "optim.lr": 0.001 if optim == "adam" else 0.9, "data": "mnist5k", "trainer.epochs": 2,
                 "trainer.batch_size": 64, "test_size": 1000, "cell": f"{model}+{optim}", **(params or {})}
-        for key, value in full.items():
-            self.client.log_param(run, key, value)
-        self.client.log_metric(run, "val_acc", 0.5, step=1)
-        self.client.log_metric(run, "train_loss", loss, step=1)
+        metrics = [Metric("val_acc", 0.5, self.clock, 1), Metric("train_loss", loss, self.clock, 1)]
         if not math.isnan(acc):
-            for key, value in {"test_acc": acc, "best_val_acc": acc, "train_seconds": 1.5, "best_epoch": 2}.items():
-                self.client.log_metric(run, key, value, step=0)
+            metrics += [Metric(key, value, self.clock, 0) for key, value in
+                        {"test_acc": acc, "best_val_acc": acc, "train_seconds": 1.5, "best_epoch": 2}.items()]
+        self.client.log_batch(run, metrics=metrics, params=[Param(k, str(v)) for k, v in full.items()])
         if status != "RUNNING":
             self.client.set_terminated(run, status, end_time=self.clock + 30_000)
         return run
