@@ -29,7 +29,8 @@ def brief(result: dict, where: str = "") -> str:
     if result["runs"].empty:
         return "No runs: the sweep ended before any of its jobs started one."
     ranked = cells.sort_values(["score_mean", "failure_rate"], ascending=[False, True], na_position="last")
-    lines = headline(ranked, table) + failed_lines(ranked, table, result["runs"]) + not_counted(ranked) + [""]
+    lines = headline(ranked, table) + failed_lines(ranked, table, result["runs"]) + not_counted(ranked)
+    lines += superseded_note(result["runs"]) + [""]
     lines += recipe_table(ranked) + [""]
     said = claims(verdict)
     if said:
@@ -117,6 +118,17 @@ def not_counted(ranked: pd.DataFrame) -> list[str]:
         return []
     return ["Not counted: " + "; ".join(f"{c['cell']} {c['not_counted']}" for c in shown.to_dict("records"))
             + " (in no number here; rerun the same command to train them)"]
+
+
+def superseded_note(table: pd.DataFrame) -> list[str]:
+    """One line: how many runs a newer run of their config replaced, and why (they are in runs.csv only)."""
+    old = table[table["superseded_why"].notna()] if "superseded_why" in table else table.iloc[:0]
+    if old.empty:
+        return []
+    why = old["superseded_why"].value_counts()
+    n = len(old)
+    return [f"{n} older run{'s' if n > 1 else ''} superseded by a newer run of {'their' if n > 1 else 'its'} config "
+            f"({', '.join(f'{k}: {v}' for k, v in why.items())}): in runs.csv, in no number."]
 
 
 def why(failures: str, runs: pd.DataFrame) -> str:

@@ -53,7 +53,8 @@ def summary_text(result: dict, title: str, with_runs: bool = True, sentences: in
     failed = brief.failed_lines(cells, table, everything) if len(cells) else []
     if failed:  # each failed recipe, why, and one thing to try that the sweep has not (analysis.brief)
         lines += failed + [MEANING[k] for k in MEANING if (table["outcome"] == k).any()] + [""]
-    lines += notes(table) + superseded_note(everything)
+    superseded = brief.superseded_note(everything)
+    lines += notes(table) + (superseded + [""] if superseded else [])
     said, more = wording.findings(verdict, sentences)
     if said:
         lines += [wording.family_sentence(verdict), ""] + [f"- {s}" for s in said]
@@ -85,18 +86,6 @@ def notes(table: pd.DataFrame) -> list[str]:
         out += [f"{running} run{'s are' if running > 1 else ' is'} still running: shown as running, in no rate or "
                 f"test.", ""]
     return out
-
-
-def superseded_note(table: pd.DataFrame) -> list[str]:
-    """One line: how many runs a newer run of their config replaced, and why (they are in runs.csv only)."""
-    old = table[table["superseded_why"].notna()] if "superseded_why" in table else table.iloc[:0]
-    if old.empty:
-        return []
-    why = old["superseded_why"].value_counts()
-    n = len(old)
-    return [f"{n} older run{'s' if n > 1 else ''} of {'these configs' if n > 1 else 'a config'} superseded by a newer "
-            f"run of the same config ({', '.join(f'{k}: {v}' for k, v in why.items())}): in runs.csv (superseded_by), "
-            f"in no number here.", ""]
 
 
 def why_not_estimable(verdict, factor: str, level) -> str:

@@ -51,6 +51,10 @@ def test_the_printed_view_answers_which_variant_is_best_with_no_click(browser, s
     page.goto(link)
     jobs = runs_in(runs_dir)
     page.get_by_text(f"{len(jobs)} matching runs").wait_for(timeout=60_000)  # every run of the sweep, failed too
+    # The count shows before the grid draws its rows (on a loaded machine, seconds before): read the page once
+    # every run's name is on it.
+    page.wait_for_function("names => names.every(n => document.body.innerText.includes(n))",
+                           arg=[job.info.run_name for job in jobs], timeout=60_000)
     body = page.inner_text("body")
     for job in jobs:
         assert job.info.run_name in body

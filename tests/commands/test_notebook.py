@@ -22,7 +22,8 @@ def test_the_notebook_runs_two_sweeps_in_one_kernel_with_no_error_output(tmp_pat
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "Traceback" not in text and "Warning" not in text
-    assert "# sweep " in text and "main sweep " in text and "seeds sweep " in text
+    assert "Best: " in text and "95% CI over 3 seeds" in text  # each sweep's answer, as the command prints it
+    assert "main sweep " in text and "seeds sweep " in text
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 2  # the learning curves and the accuracy per recipe, inline
     tables = [o for o in outputs if "text/html" in o.get("data", {})]

@@ -145,10 +145,10 @@ def test_changed_library_code_is_trained_again_not_silently_resumed(tmp_path):
     assert first.data.tags["lenet.code"] != second.data.tags["lenet.code"]  # each says which code made it
     assert second.info.status == "FINISHED" and second.data.metrics["test_acc"] != first.data.metrics["test_acc"]
     # The rerun's own answer is the new code's run; the old one is named, in no number.
-    summary = printed(again).split("# sweep ")[1]
+    summary = printed(again).split("Sweep FINISHED")[1]
     new, old = (f"{r.data.metrics['test_acc']:.4f}" for r in (second, first))
     assert f"d2l+adam: test accuracy {new}" in summary and old not in summary
-    assert "1 older run of a config superseded by a newer run of the same config (other library code: 1)" in summary
+    assert "1 older run superseded by a newer run of its config (other library code: 1): in runs.csv" in summary
     table = pd.read_csv(next((tmp_path / "runs" / "exports").glob("*/runs.csv"))).set_index("run_id")
     assert table.loc[first.info.run_id, "superseded_by"] == second.info.run_id
     assert bool(table.loc[second.info.run_id, "counted"]) and not bool(table.loc[first.info.run_id, "counted"])

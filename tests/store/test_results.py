@@ -34,7 +34,7 @@ def test_a_rerun_after_a_code_edit_answers_with_the_new_run_and_names_the_old(ru
     cells = pd.read_csv(folder / "cells.csv").set_index("cell")
     assert cells.loc["d2l+adam", "runs"] == 1 and cells.loc["d2l+adam", "test_acc_mean"] == pytest.approx(0.239)
     assert "0.2450" not in printed and "0.2390" in printed
-    assert "1 older run of a config superseded by a newer run of the same config (other library code: 1)" in printed
+    assert "1 older run superseded by a newer run of its config (other library code: 1): in runs.csv" in printed
     parent = record.client.get_run(record.parent)
     assert parent.data.metrics["runs_total"] == 2 and parent.data.metrics["runs_superseded"] == 1
     assert parent.data.tags["lenet.best_cell"] == "classic+adam"
