@@ -121,12 +121,15 @@ class Heartbeat:
         with self._lock:
             self._runs.pop(run_id, None)
 
+    STOP_WAIT_S = 60  # how long stop() waits for a beat in flight (a store that answers slowly, a server's retries)
+
     def stop(self) -> None:
-        """No more beats (the sweep has ended its runs)."""
+        """No more beats (the sweep has ended its runs): a beat in flight ends with its request and writes nothing
+        more, and the thread is gone when this returns."""
         self._stopped.set()
         thread, self._thread = self._thread, None
         if thread is not None:
-            thread.join(timeout=5)
+            thread.join(timeout=self.STOP_WAIT_S)
 
     def _beat(self) -> None:
         while not self._stopped.wait(self.interval_s):
@@ -134,7 +137,10 @@ class Heartbeat:
                 runs = list(self._runs.items())
             for run_id, client in runs:
                 try:
-                    if client.get_run(run_id).info.status != "RUNNING":  # ended by another process
+                    status = client.get_run(run_id).info.status
+                    if self._stopped.is_set():  # stopped while it asked: its runs are being ended, not beaten
+                        return
+                    if status != "RUNNING":  # ended by another process
                         self.closed.add(run_id)
                         self.remove(run_id)
                         continue

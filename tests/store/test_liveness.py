@@ -73,3 +73,40 @@ def test_a_run_closed_by_another_process_between_two_epochs_gets_no_more_writes(
         pass
     assert [m.step for m in other.get_metric_history(run.run_id, "train_loss")] == [1]
     assert other.get_run(run.run_id).info.status == "KILLED"
+
+
+def test_a_heartbeat_in_flight_when_its_sweep_ends_writes_nothing_more_and_its_thread_is_gone(runs_dir):
+    # A beat that is waiting on a slow store as the sweep ends (seen on a loaded CI machine: the thread outlived
+    # stop()'s wait and went on beating runs being ended). Injected: the store's answer to the beat's first read
+    # is held until the sweep has asked the heartbeat to stop.
+    import threading
+
+    from mlflow.tracking import MlflowClient
+
+    from experiments.record.liveness import Heartbeat
+
+    asked, release = threading.Event(), threading.Event()
+
+    class SlowStore(MlflowClient):
+        def get_run(self, run_id):
+            if threading.current_thread().name == "lenet-heartbeat" and not asked.is_set():
+                asked.set()
+                release.wait()
+            return super().get_run(run_id)
+
+    client = SlowStore(f"sqlite:///{runs_dir}/mlflow.db")
+    experiment = client.create_experiment("lenet-sweeps")
+    runs = [client.create_run(experiment).info.run_id for _ in range(3)]
+    heartbeat = Heartbeat(interval_s=0.01)
+    for run_id in runs:
+        heartbeat.add(client, run_id)
+    assert asked.wait(30)  # the beat is in the store
+    beating = heartbeat._thread
+    stopping = threading.Thread(target=heartbeat.stop)
+    stopping.start()
+    while not heartbeat._stopped.is_set():
+        time.sleep(0.001)
+    release.set()  # the store answers once the sweep has said stop
+    stopping.join(timeout=60)
+    assert not beating.is_alive()
+    assert [HEARTBEAT in client.get_run(run_id).data.tags for run_id in runs] == [False, False, False]
