@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from . import stats
 from .outcomes import levels_of
@@ -104,6 +103,8 @@ def welch_james(means: np.ndarray, variances: np.ndarray, n: np.ndarray, contras
     scale = q + 2 * a - 6 * a / (q + 2)
     df2 = q * (q + 2) / (3 * a)
     f = statistic / scale
+    from scipy import special
+
     return f, q, df2, float(special.fdtrc(q, df2, f))  # stats.f.sf
 
 

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import special
-from statsmodels.stats.multitest import multipletests
 
 from . import compare, factorial, stats
 from .outcomes import cells, levels_of, trained, with_outcomes
@@ -54,6 +52,8 @@ def adjust(p_values, method: str = "holm") -> tuple[np.ndarray, np.ndarray]:
         adjusted[order] = np.minimum(np.maximum.accumulate(p[order] * steps), 1.0)
         levels[order] = 1 - stats.ALPHA / steps
     else:
+        from statsmodels.stats.multitest import multipletests
+
         reject, adjusted[ok], _, _ = multipletests(p[ok], alpha=stats.ALPHA, method=method)
         levels[ok] = 1 - stats.ALPHA * max(int(reject.sum()), 1) / len(ok)
     return adjusted, levels
@@ -94,6 +94,8 @@ def at_level(recipes: pd.DataFrame) -> None:
     rows = (recipes["kind"] == "accuracy").to_numpy() & np.isfinite(recipes["se"].to_numpy(float))
     if not rows.any():
         return
+    from scipy import special  # here: a sweep that makes no t test does not import scipy
+
     level, df, se = (recipes.loc[rows, c].to_numpy(float) for c in ("level", "df", "se"))
     half = special.stdtrit(df, 0.5 + level / 2) * se  # stats.t.ppf, vectorised
     diff = recipes.loc[rows, "diff"].to_numpy(float)

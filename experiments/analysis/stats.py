@@ -1,22 +1,24 @@
-"""The tests and intervals a sweep's comparison uses, each from scipy or statsmodels.
+"""The tests and intervals a sweep's comparison uses.
 
 Means get Student t intervals (only from 3 or more values), proportions exact (Clopper-Pearson)
 or Wilson intervals, two cells Welch's or a paired t-test, two trained networks McNemar's exact
 test with the exact interval that matches it, failure rates Fisher's exact test; the interquartile
 mean and the probability of improvement (as rliable reports them) with bootstrap intervals, and
 Hedges' g. `seeds_needed` turns an inconclusive comparison into a sample size.
+
+What a 1-seed sweep needs (a proportion's interval, McNemar's and Fisher's exact tests) is computed here from
+the exact binomial and hypergeometric distributions (tests/unit/test_compare.py checks each against scipy and
+statsmodels); t, F and power come from scipy and statsmodels, imported where a test is made, so that a sweep that
+makes none does not pay their 1.3 s import.
 """
 from __future__ import annotations
 
 import math
 import warnings
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy import special, stats
-from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
-from statsmodels.stats.power import TTestIndPower, TTestPower
-from statsmodels.stats.proportion import proportion_confint
 
 LEVEL = 0.95
 ALPHA = 1 - LEVEL
@@ -48,7 +50,16 @@ class Difference:
 
 
 def t_critical(df: float, level: float = LEVEL) -> float:
+    from scipy import special
+
     return float(special.stdtrit(df, 0.5 + level / 2))  # stats.t.ppf, without its per-call overhead
+
+
+def t_sf2(df: float, t: float) -> float:
+    """Two-sided p of Student's t statistic t."""
+    from scipy import special
+
+    return float(2 * special.stdtr(df, -abs(t)))  # 2 * stats.t.sf
 
 
 def fmt_p(p: float) -> str:
@@ -89,7 +100,7 @@ def welch(a, b) -> Difference:
     if se <= 1e-12:  # both constant (to rounding): no spread to test against
         return Difference(diff, math.nan, math.nan, math.nan, len(a), len(b), "none", 0.0, math.nan, 0.0)
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))  # Welch-Satterthwaite
-    p = float(2 * special.stdtr(df, -abs(diff / se)))  # 2 * stats.t.sf
+    p = t_sf2(df, diff / se)
     half = t_critical(df) * se
     return Difference(diff, diff - half, diff + half, p, len(a), len(b), "welch", se, df, pooled)
 
@@ -104,7 +115,7 @@ def paired(a, b) -> Difference:
     if sd <= 1e-12:  # the same difference on every seed (to rounding): a t-test does not apply
         return Difference(diff, math.nan, math.nan, math.nan, n, n, "none", 0.0, n - 1, 0.0)
     se = sd / math.sqrt(n)
-    p = float(2 * special.stdtr(n - 1, -abs(diff / se)))
+    p = t_sf2(n - 1, diff / se)
     half = t_critical(n - 1) * se
     return Difference(diff, diff - half, diff + half, p, n, n, "paired", se, n - 1, sd)
 
@@ -139,7 +150,7 @@ def paired_interval(only_a: int, only_b: int, n: int, level: float = LEVEL) -> t
     m = only_a + only_b
     if m == 0:
         return 0.0, 0.0
-    low, high = proportion_confint(only_a, m, alpha=1 - level, method="beta")
+    low, high = clopper_pearson(only_a, m, level)
     return (2 * low - 1) * m / n, (2 * high - 1) * m / n
 
 
@@ -148,13 +159,18 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, int, i
     p, and the samples only a got right, only b got right."""
     a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
-    table = [[int((a & b).sum()), only_a], [only_b, int((~a & ~b).sum())]]
-    return float(sm_mcnemar(table, exact=True).pvalue), only_a, only_b
+    # statsmodels' mcnemar(exact=True): the binomial test of the discordant samples at 1/2
+    return min(1.0, 2 * binomial_cdf(min(only_a, only_b), only_a + only_b, 0.5)), only_a, only_b
 
 
 def fisher(fail_a: int, n_a: int, fail_b: int, n_b: int) -> float:
-    """Fisher's exact test that two cells fail equally often."""
-    return float(stats.fisher_exact([[fail_a, n_a - fail_a], [fail_b, n_b - fail_b]]).pvalue)
+    """Fisher's exact test that two cells fail equally often: two-sided, as scipy's fisher_exact, the chance of
+    every table with these margins that is at most as likely as this one."""
+    total, failures = n_a + n_b, fail_a + fail_b
+    ways = [math.comb(failures, x) * math.comb(total - failures, n_a - x)  # tables by a's failures x
+            for x in range(max(0, failures - n_b), min(failures, n_a) + 1)]
+    seen = math.comb(failures, fail_a) * math.comb(total - failures, n_a - fail_a)
+    return min(1.0, sum(w for w in ways if w <= seen * (1 + 1e-7)) / math.comb(total, n_a))
 
 
 def fisher_floor(n_a: int, n_b: int) -> float:
@@ -165,20 +181,52 @@ def fisher_floor(n_a: int, n_b: int) -> float:
     return min(fisher(n_a, n_a, 0, n_b), fisher(0, n_a, n_b, n_b))
 
 
-def clopper_pearson(k: int, n: int) -> tuple[float, float]:
-    """Exact 95% interval of a proportion k/n."""
+def binomial_tail(k: int, n: int, p: float, upper: bool) -> float:
+    """P(X <= k), or P(X >= k) when upper, for X ~ Binomial(n, p), summed term by term in logs."""
+    if n == 0 or p in (0.0, 1.0):
+        at = 0 if p == 0.0 else n  # all of the mass at one count
+        return float(at >= k if upper else at <= k)
+    i = np.arange(k, n + 1) if upper else np.arange(0, min(k, n) + 1)
+    if len(i) == 0:
+        return 0.0
+    log_factorial = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1)))])
+    terms = log_factorial[n] - log_factorial[i] - log_factorial[n - i] + i * math.log(p) + (n - i) * math.log1p(-p)
+    return float(min(1.0, np.exp(terms).sum()))
+
+
+def binomial_cdf(k: int, n: int, p: float) -> float:
+    return binomial_tail(k, n, p, upper=False)
+
+
+def clopper_pearson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Exact interval of a proportion k/n (statsmodels' method="beta"): the p at which k or more, and k or fewer,
+    successes each have probability (1 - level) / 2, found by bisection on the binomial's tails."""
     if n == 0:
         return math.nan, math.nan
-    low, high = proportion_confint(k, n, alpha=ALPHA, method="beta")
-    return float(low), float(high)
+    tail = (1 - level) / 2
+
+    def solve(reached) -> float:  # the p in (0, 1) where reached(p) turns true; reached is monotone in p
+        low, high = 0.0, 1.0
+        for _ in range(80):
+            mid = (low + high) / 2
+            low, high = (low, mid) if reached(mid) else (mid, high)
+        return (low + high) / 2
+
+    low = 0.0 if k == 0 else solve(lambda p: binomial_tail(k, n, p, upper=True) >= tail)
+    high = 1.0 if k == n else solve(lambda p: binomial_cdf(k, n, p) <= tail)
+    return low, high
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:
-    """95% Wilson interval of a proportion: one run's accuracy on n test samples (test-set noise)."""
+    """95% Wilson interval of a proportion: one run's accuracy on n test samples (test-set noise); statsmodels'
+    proportion_confint(method="wilson")."""
     if n == 0:
         return math.nan, math.nan
-    low, high = proportion_confint(k, n, alpha=ALPHA, method="wilson")
-    return float(low), float(high)
+    z = NormalDist().inv_cdf(1 - ALPHA / 2)
+    share, z2 = k / n, z * z
+    centre = (share + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(share * (1 - share) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def hedges_g(a, b) -> float:
@@ -195,17 +243,23 @@ def hedges_g(a, b) -> float:
 BOOTSTRAP = 2000  # resamples for the bootstrap intervals below
 
 
+def middle_half_mean(x: np.ndarray) -> np.ndarray:
+    """scipy.stats.trim_mean(x, 0.25, axis=-1): the mean once a quarter of the values (rounded down) is cut from
+    each end."""
+    cut = int(0.25 * x.shape[-1])
+    return np.sort(x, axis=-1)[..., cut:x.shape[-1] - cut].mean(axis=-1)
+
+
 def iqm(values) -> tuple[float, float, float]:
     """The interquartile mean (the mean of the middle half) and its 95% bootstrap interval over runs (nan below
     3 values): rliable's robust summary of a recipe across seeds."""
     x = finite(values)
     if len(x) == 0:
         return math.nan, math.nan, math.nan
-    point = float(stats.trim_mean(x, 0.25))
+    point = float(middle_half_mean(x))
     if len(x) < MIN_FOR_INTERVAL:
         return point, math.nan, math.nan
-    samples = np.random.default_rng(0).choice(x, size=(BOOTSTRAP, len(x)))
-    boot = stats.trim_mean(samples, 0.25, axis=1)
+    boot = middle_half_mean(np.random.default_rng(0).choice(x, size=(BOOTSTRAP, len(x))))
     return point, float(np.quantile(boot, ALPHA / 2)), float(np.quantile(boot, 1 - ALPHA / 2))
 
 
@@ -233,6 +287,8 @@ def seeds_needed(gap: float, sd: float, paired_design: bool, alpha: float = ALPH
     if not (math.isfinite(gap) and math.isfinite(sd)) or gap == 0 or sd <= 0:
         return None
     effect = abs(gap) / sd
+    from statsmodels.stats.power import TTestIndPower, TTestPower
+
     solver = TTestPower() if paired_design else TTestIndPower()
     try:
         with warnings.catch_warnings():  # a solver that does not converge says so by returning nan

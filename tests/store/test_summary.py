@@ -114,3 +114,37 @@ def test_a_recipe_the_sweep_never_ran_is_named_as_not_run(runs_dir, capsys):
     make_sweep(runs_dir, ["model", "optim", "seed"], runs)  # an irregular sweep: three recipes of the 2x2 grid
     printed, _ = run_export(runs_dir, capsys)
     assert "not estimable (not run: d2l+sgd)" in printed and "no run that trained" not in printed
+
+
+# What the summary's phase imports, in a process of its own: after MLflow (which itself imports scipy's base and
+# scipy.sparse), the export of a sweep imports scipy's tests and statsmodels only where it makes a test.
+IMPORTS = """
+import sys
+import mlflow
+before = set(sys.modules)
+from experiments import export
+assert export.main(["--tracking-uri", sys.argv[1], "--out", sys.argv[2], "--no-attach"]) == 0
+print("imported:", " ".join(sorted(m for m in set(sys.modules) - before if m.startswith(("scipy.stats", "scipy.special",
+                                                                           "statsmodels")))))
+"""
+
+
+@pytest.mark.parametrize("seeds, imports", [(1, False), (3, True)])
+def test_a_one_seed_summary_imports_neither_scipy_stats_nor_statsmodels(runs_dir, seeds, imports):
+    import subprocess
+    import sys
+
+    from ..support.record import Record
+
+    record = Record(runs_dir)
+    for seed in range(seeds):
+        for model, optim, acc in (("classic", "adam", 0.97 + seed / 1000), ("d2l", "adam", 0.8 + seed / 100),
+                                  ("classic", "sgd", 0.1), ("d2l", "sgd", 0.6 + seed / 50)):
+            record.job(model, optim, seed=seed, acc=acc)
+    record.end()
+    proc = subprocess.run([sys.executable, "-c", IMPORTS, f"sqlite:///{runs_dir}/mlflow.db", str(runs_dir / "out")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    imported = proc.stdout.split("imported:")[1]
+    # 1 seed: no t test, no factorial F; 3 seeds: the t tests import scipy (the check sees an import when there is one)
+    assert bool(imported.strip()) == imports, imported[:300]

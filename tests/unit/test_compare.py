@@ -318,3 +318,24 @@ def test_numeric_levels_sort_as_numbers_and_print_distinctly():
     assert len(set(shown["cell"])) == 8 and "trainer.batch_size=64+optim.lr=0.00021" in set(shown["cell"])
     model = family.verdict(runs, ["trainer.batch_size", "optim.lr"]).model
     assert model.levels["trainer.batch_size"] == [64, 128, 256, 512]  # the factorial model's order too
+
+
+def test_the_exact_tests_a_one_seed_sweep_uses_match_scipy_and_statsmodels_across_their_range():
+    # stats computes these without importing scipy or statsmodels (a 1-seed sweep's summary makes no t test)
+    from statsmodels.stats.contingency_tables import mcnemar
+    from statsmodels.stats.proportion import proportion_confint
+
+    for k, n in [(0, 1), (1, 1), (0, 3), (1, 3), (2, 5), (5, 5), (17, 40), (924, 1000), (9931, 10000), (3, 10000)]:
+        assert stats.clopper_pearson(k, n) == pytest.approx(proportion_confint(k, n, method="beta"), abs=1e-9)
+        assert stats.wilson(k, n) == pytest.approx(proportion_confint(k, n, method="wilson"), abs=1e-12)
+    for only_a, only_b in [(0, 0), (1, 0), (5, 5), (30, 5), (615, 28), (4000, 3900)]:
+        right_a = np.array([True] * only_a + [False] * only_b + [True] * 7)
+        right_b = np.array([False] * only_a + [True] * only_b + [True] * 7)
+        reference = mcnemar([[7, only_a], [only_b, 0]], exact=True).pvalue
+        assert stats.mcnemar(right_a, right_b)[0] == pytest.approx(reference, rel=1e-9, abs=1e-300)
+    for table in [(0, 1, 1, 1), (1, 1, 0, 1), (3, 3, 0, 3), (2, 5, 0, 4), (1, 6, 4, 6), (7, 20, 2, 25), (0, 4, 0, 4)]:
+        fail_a, n_a, fail_b, n_b = table
+        reference = scipy_stats.fisher_exact([[fail_a, n_a - fail_a], [fail_b, n_b - fail_b]]).pvalue
+        assert stats.fisher(*table) == pytest.approx(reference, rel=1e-9)
+    values = np.random.default_rng(1).normal(size=(50, 7))
+    assert stats.middle_half_mean(values) == pytest.approx(scipy_stats.trim_mean(values, 0.25, axis=1))
