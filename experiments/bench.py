@@ -11,7 +11,8 @@ command's, e.g. data=mnist data.root=/data trainer.epochs=10 device=cuda.
 With --sweep, it times the run command's whole sweep instead (default: model=classic,d2l
 optim=sgd,adam) from command start to its exported summary, on a fresh store, and splits the
 wall time into start-up, training, per-job overhead and the summary; --prefill N times it again
-on a store already holding N earlier runs.
+on a store already holding N earlier runs. With --load [N], it times a 12-epoch job on a quiet machine and
+beside N CPU-bound processes, with idle OpenMP threads spinning and sleeping (experiments.benchmarks.load).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from lenet.data import Data, prepare
 from lenet.engine import COMPILE, fit, make_optimizer, resolve_device
 
 from . import cli
+from .benchmarks.load import measure as measure_load
 from .benchmarks.replica import BASELINE_NAMES, run_baseline_apart
 from .benchmarks.sweep_timing import fmt_table, time_sweep
 from .config import compose
@@ -110,10 +112,17 @@ def main(argv: list[str]) -> int:
                         help="with --sweep: also time it on a store that already holds this many runs")
     parser.add_argument("--warm", action="store_true",
                         help="with --sweep: run it twice in this process (run_sweep) and time the second")
+    parser.add_argument("--load", type=int, nargs="?", const=3, default=None, metavar="N",
+                        help="time a 12-epoch job quiet and beside N (3) CPU-bound processes, idle threads spinning "
+                             "and sleeping (experiments.cores)")
+    parser.add_argument("--repeats", type=positive, default=3, help="with --load: runs of each kind")
     args, overrides = parser.parse_known_args(argv)
     # The run command's checks come first, before anything is timed: bad input is one line (cli).
     if args.sweep:
         return time_sweep(overrides, args.prefill, args.warm)
+    if args.load is not None:
+        check_command(["model=classic", "optim=adam", *overrides])
+        return measure_load(overrides, args.load, args.repeats)
     return bench(args, RECIPES[args.baseline] + overrides)
 
 

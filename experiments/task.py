@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet.engine import resolve_device
 
-from . import cli, launchers
+from . import cli, cores, launchers
 from .config import (CONF_DIR, NOT_IDENTITY, config_terms, group_choices, override_key, prepare_hydra, recipe,
                      recipe_keys)
 from .errors import Abort, JobError, disk_full, one_line
@@ -80,7 +80,7 @@ def main(cfg: DictConfig) -> float:
     try:
         session.background.raise_fatal()  # the previous job's writes found the disk full, or the server gone
         if device == "cpu":
-            launchers.share_cores(hc.launcher.get("n_jobs"))
+            cores.share_cores(hc.launcher.get("n_jobs"))
         session.heartbeat.interval_s = cfg.mlflow.heartbeat_s
         tracking = connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.server_patience_s)
         if hc.mode == RunMode.RUN:  # a sweep closes dead runs once, at its start (experiments.sweep)

@@ -28,6 +28,7 @@ from omegaconf.errors import ValidationError
 from lenet.data import check_data, check_val_fraction, ensure_available, training_samples
 from lenet.engine import check_trainer, resolve_device
 
+from . import cores
 from .config import (CONF_DIR, Config, compose, compose_with_hydra, config_terms, override_key,
                      prepare_hydra)
 from .errors import BadInput, message
@@ -164,6 +165,10 @@ def check_command(argv: list[str]) -> list[DictConfig]:
     jobs = job_overrides(argv)
     if jobs is None:
         return []
+    try:
+        cores.check_setting()
+    except ValueError as err:
+        raise BadInput(str(err)) from None
     configs = [checked_config(overrides) for overrides in jobs]
     if hydra_args(argv).multirun:
         check_launcher(jobs[0])

@@ -1,20 +1,8 @@
-"""What a job needs to know of the launcher that started it: how many cores are its own, and where the
-scheduler keeps its side of the record. The launchers' own behaviour is in the modules here."""
+"""What a job needs to know of the launcher that started it: where the scheduler keeps its side of the record
+(how many cores are its own: experiments.cores). The launchers' own behaviour is in the modules here."""
 from __future__ import annotations
 
 import os
-
-import torch
-
-
-def share_cores(jobs_at_once: int | None) -> None:
-    """Jobs running side by side (hydra/launcher=joblib, or SLURM jobs sharing a node) split the cores
-    instead of oversubscribing them: SLURM's grant, else the cores over the jobs running at once."""
-    if os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():  # what SLURM gave this job
-        torch.set_num_threads(int(os.environ["SLURM_CPUS_PER_TASK"]))
-    elif jobs_at_once:
-        cores = os.cpu_count() or 1
-        torch.set_num_threads(max(1, cores // (cores if jobs_at_once < 0 else jobs_at_once)))
 
 
 def scheduler_tags() -> dict[str, str]:
