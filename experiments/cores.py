@@ -30,7 +30,8 @@ def idle_threads_sleep() -> bool:
     machine is busy), unless the user set a policy, turned tuning off, or torch is loaded already; True if set."""
     if os.environ.get("LENET_PROCESS_TUNING", "1") == "0" or "OMP_WAIT_POLICY" in os.environ or "torch" in sys.modules:
         return False
-    if not should_sleep(os.environ.get("LENET_IDLE_THREADS", "auto"), os.getloadavg()[0], usable_cores()):
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0  # Windows has none: a quiet machine
+    if not should_sleep(os.environ.get("LENET_IDLE_THREADS", "auto"), load, usable_cores()):
         return False
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     return True
