@@ -1,7 +1,7 @@
 """lenet-sweeps' harness: the commands (python -m experiments.run, .export, .inspect, .bench) and their Python
 entry, `run_sweep` (experiments.api), imported on first use so that `import experiments` costs nothing.
 
-Importing it sets OMP_WAIT_POLICY=PASSIVE unless already set (experiments.cores: idle OpenMP threads sleep rather
+Importing it may set OMP_WAIT_POLICY=PASSIVE (experiments.cores: on a busy machine idle OpenMP threads sleep rather
 than take a shared core), which works only before torch is loaded: hence here, first."""
 from . import cores
 

@@ -112,7 +112,7 @@ def main(argv: list[str]) -> int:
                         help="with --sweep: also time it on a store that already holds this many runs")
     parser.add_argument("--warm", action="store_true",
                         help="with --sweep: run it twice in this process (run_sweep) and time the second")
-    parser.add_argument("--load", type=int, nargs="?", const=3, default=None, metavar="N",
+    parser.add_argument("--load", type=positive, nargs="?", const=3, default=None, metavar="N",
                         help="time a 12-epoch job quiet and beside N (3) CPU-bound processes, idle threads spinning "
                              "and sleeping (experiments.cores)")
     parser.add_argument("--repeats", type=positive, default=3, help="with --load: runs of each kind")
