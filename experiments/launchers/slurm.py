@@ -26,17 +26,15 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
-from pathlib import Path
 from typing import Sequence
 
-from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides
-from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
-from omegaconf import OmegaConf
+from hydra.core.utils import JobReturn
 
-from ..errors import Abort, JobError
+from ..errors import Abort
 from ..record.liveness import close_killed
+from . import submitted
 from .slurm_cluster import queue_states, queued
+from .submitted import job_name
 
 log = logging.getLogger(__name__)
 
@@ -53,28 +51,20 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
         log.warning("cancelling the sweep's %d SLURM job(s)", len(jobs))
         cancel(launcher.config, jobs)
         raise
-    return [dead_return(launcher.config, job, dead[job]) if job in dead else job_return(job) for job in jobs]
+    return [dead_return(launcher.config, job, dead[job]) if job in dead else submitted.job_return(job, "SLURM")
+            for job in jobs]
 
 
 def submit(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
-    """Submit one array job, configured as submitit's launcher does (its queue config, prefixed keys)."""
+    """Submit one array job; sbatch's refusal (e.g. under EnforcePartLimits=ALL) in one line."""
     import submitit
 
     params = launcher.params
-    specific = {"submitit_folder", "max_num_timeout", *WATCH}
     executor = submitit.AutoExecutor(cluster="slurm", folder=params["submitit_folder"],
                                      slurm_max_num_timeout=params.get("max_num_timeout", 0))
-    shared = set(OmegaConf.structured(BaseQueueConf).keys())
-    executor.update_parameters(**{k if k in shared else f"slurm_{k}": v for k, v in params.items()
-                                  if k not in specific})
-    Path(str(launcher.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-    calls = []
-    for num, overrides in enumerate(job_overrides, start=initial_job_idx):
-        log.info("\t#%d : %s", num, " ".join(filter_overrides(overrides)))
-        calls.append((list(overrides), "hydra.sweep.dir", num, f"job_id_for_{num}", Singleton.get_state()))
     try:
-        jobs = executor.map_array(launcher, *zip(*calls))
-    except Exception as err:  # sbatch's refusal, e.g. under EnforcePartLimits=ALL
+        jobs = submitted.submit(launcher, job_overrides, initial_job_idx, executor, set(WATCH))
+    except Exception as err:
         lines = [ln.strip() for ln in str(err).splitlines() if "error" in ln.lower()] or [str(err).strip()]
         raise Abort(f"SLURM refused the sweep's jobs: {lines[-1]}") from None
     log.info("submitted SLURM job(s) %s; their logs: %s", ", ".join(j.job_id for j in jobs),
@@ -93,9 +83,7 @@ def cancel(config, jobs: list) -> None:
 
 def dead_return(config, job, why: str) -> JobReturn:
     close_runs(config, [job], why)
-    message = f"SLURM job {job.job_id} {why}; its log: {job.paths.stdout}"
-    return JobReturn(overrides=list(job.submission().args[0]), status=JobStatus.FAILED,
-                     _return_value=JobError(message))  # Hydra raises it when the sweeper reads the result
+    return submitted.failed(job, f"SLURM job {job.job_id} {why}; its log: {job.paths.stdout}")
 
 
 def close_runs(config, jobs: list, reason: str, outcome: str = "killed") -> None:
@@ -109,7 +97,7 @@ def close_runs(config, jobs: list, reason: str, outcome: str = "killed") -> None
     client, experiment_id = connect(config.mlflow.tracking_uri, config.mlflow.experiment,
                                     config.mlflow.server_patience_s)
     for job in jobs:
-        for run in jobs_of(client, experiment_id, sweep["sweep_id"], job.submission().args[2]):
+        for run in jobs_of(client, experiment_id, sweep["sweep_id"], submitted.job_num(job)):
             close_killed(client, run, f"{reason} (SLURM job {job.job_id})", outcome)
 
 
@@ -166,16 +154,3 @@ def give_up(job, reason: str, waited_s: float) -> str:
            f"cluster can run it"
 
 
-def job_name(job) -> str:
-    return " ".join(filter_overrides(job.submission().args[0]))
-
-
-def job_return(job) -> JobReturn:
-    """The job's own JobReturn, or a FAILED one saying in a line why it has none (an error in the job)."""
-    try:
-        return job.results()[0]
-    except Exception as err:
-        last = [ln for ln in str(err).strip().splitlines() if ln.strip()][-1:] or [type(err).__name__]
-        message = f"SLURM job {job.job_id} failed: {last[0].strip()}; its log: {job.paths.stdout}"
-        return JobReturn(overrides=list(job.submission().args[0]), status=JobStatus.FAILED,
-                         _return_value=JobError(message))

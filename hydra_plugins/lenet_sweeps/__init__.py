@@ -1,5 +1,5 @@
-"""lenet-sweeps' Hydra plugin: the launchers of hydra/launcher=slurm (conf/hydra/launcher/slurm.yaml) and
-hydra/launcher=joblib, and their configs.
+"""lenet-sweeps' Hydra plugin: the launchers of hydra/launcher=slurm (conf/hydra/launcher/slurm.yaml),
+hydra/launcher=submitit_local and hydra/launcher=joblib, and their configs.
 
 Hydra instantiates launchers only from the hydra_plugins package and imports every module in it at
 start-up, so this stays small: the behaviour is in experiments.launchers, imported when a sweep
@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 try:
-    from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
+    from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher as SubmititLocalLauncher
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as SubmititSlurmLauncher
 except ImportError:
     SubmititSlurmLauncher = None
@@ -35,6 +36,18 @@ if SubmititSlurmLauncher is not None:
         dead_job_grace_s: float = 15.0  # a job gone from the queue this long without a result has died
         pending_report_s: float = 60.0  # while jobs wait PENDING, say why this often
         pending_timeout_min: float = 60.0  # jobs still PENDING after this long: the sweep gives up on them
+
+    class LocalLauncher(SubmititLocalLauncher):
+        """submitit's local launcher whose jobs stop with their sweep, however it is stopped."""
+
+        def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+            from experiments.launchers.local import launch
+
+            return launch(self, job_overrides, initial_job_idx)
+
+    @dataclass
+    class LenetLocalConf(LocalQueueConf):
+        _target_: str = "hydra_plugins.lenet_sweeps.LocalLauncher"
 
 
 
@@ -63,12 +76,15 @@ if HydraJoblibLauncher is not None:
 
 
 def register_configs() -> None:
-    """Store the launchers' configs; hydra/launcher=joblib in place of Hydra's own. Hydra's plugin scan imports
-    its joblib plugin's config module again, so experiments.config.register_plugins calls this after the scan."""
+    """Store the launchers' configs; hydra/launcher=joblib and submitit_local in place of Hydra's own. Hydra's
+    plugin scan imports their plugins' config modules again, so experiments.config.register_plugins calls this
+    after the scan."""
     from hydra.core.config_store import ConfigStore
 
     if SubmititSlurmLauncher is not None:
         ConfigStore.instance().store(group="hydra/launcher", name="lenet_slurm", node=LenetSlurmConf,
+                                     provider="lenet_sweeps")
+        ConfigStore.instance().store(group="hydra/launcher", name="submitit_local", node=LenetLocalConf,
                                      provider="lenet_sweeps")
     if HydraJoblibLauncher is not None:
         ConfigStore.instance().store(group="hydra/launcher", name="joblib", node=LenetJoblibConf,

@@ -1,4 +1,5 @@
 """The same sweep command with other launchers, a sweeper and a tracking server: one parent, one child per job."""
+import os
 import signal
 
 import pytest
@@ -18,6 +19,41 @@ def test_submitit_local_runs_the_sweep_through_submitit(runs_dir):
     assert sorted(r.info.run_name for r in children) == ["classic", "d2l"]
     assert {r.info.status for r in children} == {"FINISHED"}
     assert list(runs_dir.glob("hydra/multirun/*/.submitit/*/*_log.out"))  # submitit's own job logs
+
+
+@pytest.mark.parametrize("sig, to", [(signal.SIGTERM, "the command"), (signal.SIGINT, "its group")])
+def test_a_submitit_local_sweep_stopped_stops_its_jobs_before_its_parent_closes(runs_dir, sig, to):
+    # `kill PID` reaches the sweep's process only; Ctrl-C reaches every process of the terminal's group (the
+    # sweep, submitit's controllers, their jobs). Either way every job stops, its run KILLED, before the parent.
+    pidfile = runs_dir / "sweep.pid"
+    target = f"pid:{pidfile}" if to == "the command" else "group"
+    proc = start("experiments.run", "-m", "model=classic,d2l", "hydra/launcher=submitit_local", "trainer.epochs=3",
+                 "mlflow.log_model=false", "model._target_=tests.support.faults.signalling_lenet",
+                 f"+model.signal_name={sig.name}", f"+model.to={target}", f"+model.tally={runs_dir}/signals",
+                 f"runs_dir={runs_dir}", session=True)
+    pidfile.write_text(str(proc.pid))
+    try:
+        output = proc.communicate(timeout=180)[0]
+        with pytest.raises(ProcessLookupError):  # no process of the sweep's group lives on: every job stopped
+            os.killpg(proc.pid, 0)
+    finally:
+        if proc.poll() is None or group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + sig and "Traceback" not in output, output
+    jobs = runs_in(runs_dir)
+    (parent,) = runs_in(runs_dir, "sweep")
+    assert sorted(r.info.run_name for r in jobs) == ["classic", "d2l"], output  # no run started after the stop
+    assert {r.info.status for r in jobs} == {"KILLED"} and parent.info.status == "KILLED"
+    assert max(r.info.end_time for r in jobs) <= parent.info.end_time
+    assert "Not counted: classic 1 interrupted; d2l 1 interrupted" in output
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 def test_optuna_search_tracks_each_trial_under_the_study(runs_dir):

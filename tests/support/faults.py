@@ -30,8 +30,9 @@ def signalling_lenet(signal_name: str = "SIGTERM", to: str = "process", twice: b
     """LeNet-5 that sends a signal as its second epoch starts (the first training step after the first
     evaluation: epoch 1 is logged by then).
 
-    to: its own process, its process group ("group", as a batch system's time limit does), or the process
-    group whose id is in a file ("pidfile:PATH": a server or sweep the test runs). twice: a second one 50 ms
+    to: its own process, its process group ("group", as a batch system's time limit does), the process group
+    whose id is in a file ("pidfile:PATH": a server or sweep the test runs), or the one process whose id is in a
+    file ("pid:PATH": the sweep's command, as `kill PID` does). twice: a second one 50 ms
     later, as people press Ctrl-C twice. tally: where the signals sent by every job of the sweep are counted; at
     most `times` are sent, so the test can rerun the very same command (the same sweep) and have it complete.
     """
@@ -46,8 +47,9 @@ def signalling_lenet(signal_name: str = "SIGTERM", to: str = "process", twice: b
         if not state["evaluated"] or state["sent"] or (tally and not claimed(tally, times)):
             return
         state["sent"] = True
-        if to.startswith("pidfile:"):
-            os.killpg(int(open(to.removeprefix("pidfile:")).read()), sig)
+        if to.startswith(("pidfile:", "pid:")):
+            kind, path = to.split(":", 1)
+            (os.killpg if kind == "pidfile" else os.kill)(int(open(path).read()), sig)
             return
         if twice:  # while the first one is being handled
             target = f"-{os.getpgid(0)}" if to == "group" else str(os.getpid())
