@@ -15,7 +15,7 @@ from .config import recipe_keys, sweep_key
 from .errors import Abort, one_line
 from .record import room
 from .record.attempts import counted, sweep_runs
-from .record.client import TrackingUnavailable, raw
+from .record.client import AccessDenied, TrackingUnavailable, raw
 from .record.exclusive import AlreadyRunning, SweepGuard
 from .record.liveness import close_stale_runs, close_sweep_runs, iso, me, owner_tags
 from .record.runs import RunLog
@@ -52,7 +52,7 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         try:
             self.start(config)
-        except (ExperimentDeleted, TrackingUnavailable, AlreadyRunning) as err:  # their messages say what to do
+        except (ExperimentDeleted, TrackingUnavailable, AccessDenied, AlreadyRunning) as err:  # they say what to do
             raise Abort(str(err)) from None
         except Exception as err:  # Hydra would only warn, then launch the jobs with no parent run to join
             if self.parent is not None:

@@ -25,7 +25,7 @@ from .config import (CONF_DIR, NOT_IDENTITY, config_terms, group_choices, overri
                      recipe_keys)
 from .errors import Abort, JobError, disk_full, one_line
 from .job import run_job
-from .record.client import TrackingUnavailable
+from .record.client import AccessDenied, TrackingUnavailable
 from .record.liveness import close_stale_runs
 from .record.runs import ClosedElsewhere
 from .record.schema import CELL, CLOSED, JOB_NUM, OVERRIDES, OWNER, PARENT, ROLE, SWEEP_ID, read_sweep
@@ -66,6 +66,7 @@ def main(cfg: DictConfig) -> float:
     cli.tune()  # a launcher's job process (joblib, submitit) starts here, not in command()
     if not cli.handling():  # a launcher's job process: SIGTERM (scancel, a time limit, joblib) ends its run KILLED
         cli.handle_signals()
+        launchers.take_time_limit(HydraConfig.get().launcher)
     cli.quiet_log_failures()  # the job's log file, which Hydra has just opened
     hc = HydraConfig.get()
     name, cell, tags = job_identity(cfg)
@@ -90,7 +91,7 @@ def main(cfg: DictConfig) -> float:
             launchers.supersede_earlier_attempts(tracking, tags)
         result = run_job(cfg, tracking, name, tags, out, group_choices(hc.runtime.choices) | {CELL: cell})
         session.job_runs.append((tracking.client.tracking_uri, result.run_id))
-    except ExperimentDeleted as err:  # every job would be refused the same way
+    except (ExperimentDeleted, AccessDenied) as err:  # every job would be refused the same way
         raise Abort(str(err)) from None
     except ClosedElsewhere as err:  # this process was paused past the heartbeat timeout: its sweep is not its own
         raise Abort(f"{name}: {err}; this process was paused (suspended, stopped) for longer than the heartbeat "
@@ -106,6 +107,9 @@ def main(cfg: DictConfig) -> float:
     except KeyboardInterrupt as stop:
         log.warning("%s: KILLED by %s; rerun the same command to resume it", name, cli.signal_name(stop))
         raise
+    except launchers.TimeLimit as limit:  # its run ended KILLED; the sweep's job goes on to the next
+        log.error("%s: %s", name, limit)
+        raise JobError(f"{name}: {limit}") from None
     return result.objective
 
 

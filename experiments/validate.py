@@ -194,8 +194,10 @@ def check_launcher(overrides: list[str]) -> None:
     launcher = compose_with_hydra(overrides).hydra.launcher
     if not str(launcher.get("_target_", "")).endswith("SlurmLauncher"):
         return
-    from .launchers.slurm_cluster import SlurmUnavailable, preflight
+    from .launchers.slurm_cluster import SlurmUnavailable, preflight, too_short
 
+    if problem := too_short(launcher.get("timeout_min"), launcher.get("signal_delay_s")):
+        raise BadInput(problem)
     request = {k: launcher.get(k) for k in ("partition", "nodes", "tasks_per_node", "gpus_per_node", "gpus_per_task",
                                             "cpus_per_task", "mem_gb", "timeout_min")}
     try:

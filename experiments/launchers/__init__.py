@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
+
+
+class TimeLimit(BaseException):
+    """SLURM's warning that this job's time limit is near: raised where the job is, its run ended KILLED (a
+    BaseException, as Ctrl-C is, so that no `except Exception` on the way takes it for the job's own error)."""
+
+    outcome = "killed"  # the run's: its recipe may be what was too slow for the limit (not a stop of the sweep)
 
 
 def scheduler_tags() -> dict[str, str]:
@@ -31,3 +39,24 @@ def supersede_earlier_attempts(tracking, tags: dict) -> None:
                                                              f"the next attempt's run is its result")
         if run.info.status == "RUNNING":
             close_killed(tracking.client, run, f"its SLURM job {job} was requeued")
+
+
+def take_time_limit(launcher) -> None:
+    """In a SLURM job submitit started: SLURM's warning before the job's time limit (USR2, signal_delay_s ahead)
+    raises TimeLimit, saying which limit it was, where submitit would end the job with 'timed-out too many times'
+    in the middle of an epoch. A job submitit requeues instead (hydra.launcher.max_num_timeout left) is requeued."""
+    if "SLURM_JOB_ID" not in os.environ:
+        return
+    submitits = signal.getsignal(signal.SIGUSR2)
+    if getattr(submitits, "__name__", "") != "checkpoint_and_try_requeue":  # not submitit's job (sbatch by hand)
+        return
+    minutes = launcher.get("timeout_min")
+
+    def on_time_limit(signum, frame):
+        try:
+            submitits(signum, frame)  # requeues and exits, if submitit may
+        except Exception:  # submitit's UncompletedJobError: not requeued, the job ends here
+            raise TimeLimit(f"stopped by SLURM at its time limit (hydra.launcher.timeout_min={minutes:g}); "
+                            f"raise hydra.launcher.timeout_min") from None
+
+    signal.signal(signal.SIGUSR2, on_time_limit)

@@ -2,6 +2,7 @@
 queue (squeue). `preflight` refuses, in one line, a request no partition can satisfy."""
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import subprocess
@@ -102,6 +103,26 @@ def preflight(request: dict[str, Any]) -> None:
         raise ValueError(f"hydra/launcher=slurm asks for {problem}")
     if not part.up:
         raise ValueError(f"partition {part.name!r} is not UP: its jobs would wait PENDING until it is")
+
+
+SIGNAL_EARLY_S = 60  # SLURM sends a job's --signal up to 60 s before the time asked (its event resolution)
+START_S = 30  # a job's start before it trains: Python, torch and the store, its data (about 10-20 s here)
+
+
+def too_short(timeout_min: float | None, signal_delay_s: float | None) -> str | None:
+    """Why a time limit cannot fit a job, if it cannot: submitit has SLURM warn the job signal_delay_s before its
+    limit (then the job ends), and SLURM may warn it a minute earlier still; what is left must hold its start."""
+    if not timeout_min:
+        return None
+    delay = signal_delay_s or 0
+    left = timeout_min * 60 - delay - SIGNAL_EARLY_S
+    if left >= START_S:
+        return None
+    enough = math.ceil((delay + SIGNAL_EARLY_S + START_S) / 60)
+    return (f"hydra.launcher.timeout_min={timeout_min:g} cannot fit a job: SLURM warns it "
+            f"hydra.launcher.signal_delay_s={delay:g} s before its limit (and up to {SIGNAL_EARLY_S} s earlier), "
+            f"which leaves {max(left, 0):.0f} s, and a job takes about {START_S} s to start; set "
+            f"hydra.launcher.timeout_min={enough} or more")
 
 
 def shortfalls(request: dict[str, Any], part: Partition) -> list[str]:

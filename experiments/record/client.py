@@ -18,6 +18,41 @@ class TrackingUnavailable(Exception):
     """The tracking server stopped answering for longer than the patience allowed."""
 
 
+class AccessDenied(Exception):
+    """The tracking server refused who this is (401) or what they asked (403): every later call would be too."""
+
+
+def user() -> str | None:
+    """Who this process is to a tracking server: MLflow's MLFLOW_TRACKING_USERNAME, or ~/.mlflow/credentials."""
+    from mlflow.utils.credentials import read_mlflow_creds
+
+    return read_mlflow_creds().username
+
+
+def refusal(uri: str, status: int, what: str = "") -> str | None:
+    """The one line for a server's 401 or 403 (what: the call it refused), else None."""
+    who = user()
+    if status == 401 and who is None:
+        return (f"the MLflow tracking server at {uri} asks who you are (401 Unauthorized): set "
+                f"MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to your user on it (its admin creates users)")
+    if status == 401:
+        return (f"the MLflow tracking server at {uri} refused user {who!r} (401 Unauthorized: no such user, or a "
+                f"wrong password); check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
+    if status == 403:
+        return (f"the MLflow tracking server at {uri} does not let user {who!r} write to this experiment (403 "
+                f"Permission denied{f': {what}' if what else ''}); ask its owner or the server's admin for EDIT on "
+                f"it, or log to one of your own with mlflow.experiment=NAME")
+    return None
+
+
+def denied(err: MlflowException) -> int | None:
+    """401 or 403 if err is a tracking server's refusal of who is asking or of what they ask."""
+    code = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}.get(err.error_code)
+    if code is None:  # a refusal whose body is not MLflow's JSON says its status in words
+        code = next((c for c in (401, 403) if f"error code {c} != 200" in str(err)), None)
+    return code
+
+
 class PatientClient:
     """An MlflowClient for a tracking server whose calls wait out an outage of up to patience_s.
 
@@ -49,6 +84,10 @@ class PatientClient:
             try:
                 return method(*args, **kwargs)
             except MlflowException as err:
+                if status := denied(err):
+                    endpoint = str(err).split("endpoint ")[-1].split(" ")[0] if "endpoint " in str(err) else ""
+                    raise AccessDenied(refusal(self.uri, status, endpoint.removeprefix("/api/2.0/mlflow/"))) \
+                        from None
                 if not no_answer(err):
                     raise
                 log.debug("%s: %s", getattr(method, "__name__", method), message(err, 300))

@@ -147,7 +147,8 @@ def tracked_run(tracking: Tracking, name: str, tags: dict, error_dir: Path) -> I
     The body completes: run.outcome (FINISHED unless it set FAILED), once its writes have landed (a
     write that failed in the background: FAILED). An exception: FAILED, with error.type and
     error.message tags and the traceback as error.txt (kept in error_dir too). KeyboardInterrupt
-    (Ctrl-C, or SIGTERM turned into one) and other BaseExceptions: KILLED. A full disk: what the body
+    (Ctrl-C, or SIGTERM turned into one) and other BaseExceptions: KILLED, with the outcome and error.message of
+    one that has an `outcome` (experiments.launchers.TimeLimit: killed). A full disk: what the body
     wrote to error_dir is removed first, so that the store can record the end. A tracking server that
     is gone cannot be told anything: the run is left for the next sweep to close (record.liveness).
     """
@@ -170,6 +171,11 @@ def tracked_run(tracking: Tracking, name: str, tags: dict, error_dir: Path) -> I
             shutil.rmtree(error_dir, ignore_errors=True)  # partial outputs of a failed run: room for the store
         record_failure(run, err, None if disk_full(err) else error_dir)
         raise
+    except BaseException as err:  # KILLED; one that says what the run came to (a time limit: killed) is tagged
+        if getattr(err, "outcome", None):
+            run.outcome_tag = err.outcome
+            record_failure(run, err, None)
+        raise
     finally:
         if status == "FINISHED" and run.session.background.enabled:
             run.write(lambda: run.end("FAILED" if run.write_error is not None else "FINISHED"))
@@ -183,7 +189,7 @@ def duplicate_row(err: MlflowException) -> bool:
     return "IntegrityError" in err.message or "UniqueViolation" in err.message
 
 
-def record_failure(run: RunLog, err: Exception, error_dir: Path | None) -> None:
+def record_failure(run: RunLog, err: BaseException, error_dir: Path | None) -> None:
     """Tag run with the error and keep the traceback as an artifact (error_dir None: tags only), as far
     as that is possible (a failure here must not hide the error itself)."""
     said = message(err, 5000) or type(err).__name__

@@ -302,9 +302,18 @@ def check_reachable(uri: str, option: str = "mlflow.tracking_uri") -> None:
     if not uri.startswith(("http://", "https://")):
         return
     import requests
+    from mlflow.utils.credentials import read_mlflow_creds
+
+    from .client import refusal
 
     try:
         requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
+        # A server that asks who you are (mlflow server --app-name basic-auth) says so to any API call.
+        creds = read_mlflow_creds()
+        answer = requests.get(uri.rstrip("/") + "/api/2.0/mlflow/experiments/search", params={"max_results": 1},
+                              auth=(creds.username, creds.password) if creds.username else None, timeout=5)
     except requests.RequestException as err:
         raise LookupError(f"cannot reach the MLflow tracking server at {uri} ({type(err).__name__}); start it, "
                           f"or set {option}") from None
+    if problem := refusal(uri, answer.status_code):
+        raise LookupError(problem)

@@ -169,3 +169,20 @@ def test_a_requeued_job_runs_again_and_its_config_has_one_result(cluster, runs_d
     parent, _ = the_sweep(runs_dir)
     assert parent.info.status == "FINISHED"
     assert client_of(runs_dir).get_run(parent.info.run_id).data.metrics["runs_total"] == 1  # one run for one config
+
+
+def test_a_job_past_its_slurm_time_limit_is_one_line_and_its_run_ends_killed(cluster, runs_dir):
+    # A 2-minute limit that SLURM warns of 20 s ahead (signal_delay_s): the job waits at its second epoch past it.
+    proc = start_sweep(runs_dir, "model=classic", "trainer.epochs=3", "hydra.launcher.timeout_min=2",
+                       "hydra.launcher.signal_delay_s=20", "model._target_=tests.support.faults.waiting_lenet",
+                       f"+model.marker={runs_dir}/waiting", "+model.wait_s=300")
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 1 and "Traceback" not in output, output
+    said = [line.split("] ")[-1] for line in output.splitlines() if "time limit" in line]
+    assert said == ["classic: stopped by SLURM at its time limit (hydra.launcher.timeout_min=2); raise "
+                    "hydra.launcher.timeout_min"], output
+    (run_,) = runs_in(runs_dir)
+    assert run_.info.status == "KILLED" and run_.data.tags["lenet.outcome"] == "killed"
+    assert "time limit" in run_.data.tags["error.message"]
+    (parent,) = runs_in(runs_dir, "sweep")
+    assert parent.info.status == "FAILED" and queue() == []

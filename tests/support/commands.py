@@ -11,10 +11,12 @@ from experiments.config import PROJECT_ROOT
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
-def run(*args: str, check: bool = True, cwd=PROJECT_ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
-    """python -m ARGS to its end; with check, a non-zero exit fails the test with what it printed."""
+def run(*args: str, check: bool = True, cwd=PROJECT_ROOT, timeout: float = 300,
+        env: dict | None = None) -> subprocess.CompletedProcess:
+    """python -m ARGS to its end (env: variables set for it); with check, a non-zero exit fails the test with what
+    it printed."""
     proc = subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=ENV)
+                          env={**ENV, **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -60,3 +60,20 @@ def test_slurm_limits_are_read_as_scontrol_writes_them():
                                                     "90 minutes per job"]
     assert "for it: hydra.launcher.gpus_per_node=0" in problems[0]
     assert "for it: hydra.launcher.cpus_per_task=2" in problems[1]
+
+
+def test_a_slurm_time_limit_that_cannot_hold_a_jobs_start_is_refused_before_anything_runs():
+    from experiments.launchers.slurm_cluster import too_short
+
+    # submitit has SLURM warn a job signal_delay_s (120 s) before its limit, and SLURM may do so a minute early:
+    # with timeout_min=1 the warning came before the job had made its run.
+    assert too_short(30, 120) is None and too_short(4, 120) is None and too_short(2, 20) is None
+    assert too_short(1, 120) == ("hydra.launcher.timeout_min=1 cannot fit a job: SLURM warns it "
+                                 "hydra.launcher.signal_delay_s=120 s before its limit (and up to 60 s earlier), "
+                                 "which leaves 0 s, and a job takes about 30 s to start; set "
+                                 "hydra.launcher.timeout_min=4 or more")
+    assert "timeout_min=4 or more" in too_short(3, 120) and "timeout_min=2 or more" in too_short(1, 20)
+    with pytest.raises(BadInput, match=r"^hydra.launcher.timeout_min=1 cannot fit a job"):
+        from experiments.validate import check_launcher
+
+        check_launcher(["hydra/launcher=slurm", "hydra.launcher.timeout_min=1"])
