@@ -11,6 +11,7 @@ listed as not run. A rerun of the same command resumes whatever is left.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,6 +21,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrid
 from omegaconf import open_dict
 
 from ..errors import JobError
+from . import oom
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
         log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
     state, returns = Singleton.get_state(), {}
     for attempt in range(launcher.joblib.get("retries", 1) + 1):
+        kills = oom.counted()
         pending = [idx for idx in jobs if idx not in returns]
         calls = (delayed(execute_job)(idx, jobs[idx], launcher.hydra_context, launcher.config,
                                       launcher.task_function, state) for idx in pending)
@@ -64,17 +67,21 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
             for idx, result in Parallel(**options, return_as="generator_unordered")(calls):
                 returns[idx] = result
             break
-        except TerminatedWorkerError:  # one worker died, and the pool with it: close what it left, then go on
+        except TerminatedWorkerError as err:  # one worker died, and the pool with it: close what it left, go on
             # Which job's worker died, joblib does not say; the pool's other workers went down with it.
+            memory = oom.killed_since(kills)
             left = [idx for idx in jobs if idx not in returns]
-            closed = close_left_runs(launcher.config, left)
+            closed = close_left_runs(launcher.config, left, f"its joblib worker was {memory}" if memory else
+                                     "its joblib worker died")
             again = attempt < launcher.joblib.get("retries", 1)
             names = ", ".join(str(closed.get(idx, f"job #{idx}")) for idx in left)
             runs = "" if not closed else "; its run is closed KILLED" if len(closed) == 1 else \
                 "; their runs are closed KILLED"
-            log.error("a worker process died (killed by hand, or by the system for memory) and took joblib's pool "
-                      "with it: %s left without a result%s%s", names, runs,
-                      "; launched again in a fresh pool" if again else "")
+            how = f"was {memory}" if memory else \
+                f"died ({exit_codes(err)}: killed by hand, or by the system for memory)"
+            log.error("a worker process %s and took joblib's pool with it: %s left without a result%s%s%s", how,
+                      names, runs, "; launched again in a fresh pool" if again else "",
+                      "; if it happens again, lower hydra.launcher.n_jobs or trainer.batch_size" if memory else "")
     for idx in jobs:
         if idx not in returns:
             returns[idx] = JobReturn(overrides=jobs[idx], status=JobStatus.FAILED, _return_value=JobError(
@@ -83,7 +90,13 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
     return [returns[idx] for idx in sorted(jobs)]
 
 
-def close_left_runs(config, job_nums: list[int]) -> dict[int, str]:
+def exit_codes(err: Exception) -> str:
+    """How the workers ended, as joblib says it ('SIGKILL(-9)'), or 'killed' where it does not."""
+    said = re.search(r"exit codes of the workers are \{([^}]*)\}", str(err))
+    return said.group(1).strip() if said and said.group(1).strip() else "killed"
+
+
+def close_left_runs(config, job_nums: list[int], reason: str) -> dict[int, str]:
     """Close KILLED the RUNNING runs of these jobs of the sweep (their workers are gone); job number -> run name."""
     from ..record.liveness import close_sweep_runs
     from ..record.schema import read_sweep
@@ -96,6 +109,6 @@ def close_left_runs(config, job_nums: list[int]) -> dict[int, str]:
                                     config.mlflow.server_patience_s)
     closed = {}
     for num in job_nums:
-        for run in close_sweep_runs(client, experiment_id, sweep["sweep_id"], "its joblib worker died", job_num=num):
+        for run in close_sweep_runs(client, experiment_id, sweep["sweep_id"], reason, job_num=num):
             closed[num] = run.info.run_name
     return closed

@@ -7,6 +7,7 @@ import pytest
 from experiments import export
 
 from ..support.commands import printed, run, start
+from ..support.faults import memory_limit
 from ..support.servers import MlflowServer
 from ..support.store import client_of, runs_in, the_sweep
 
@@ -128,6 +129,23 @@ def test_a_joblib_worker_that_dies_is_named_its_run_closed_and_its_job_run_again
         assert "its joblib worker died" in killed.data.tags["lenet.closed"]
     (parent,) = runs_in(runs_dir, "sweep")
     assert parent.info.status == "FINISHED" and "2 of 2 runs finished" in output
+
+
+def test_a_joblib_worker_the_out_of_memory_killer_ends_is_named_so_and_its_job_run_again(runs_dir):
+    # The sweep in a memory cgroup of 3 GiB; one job asks for 5 GiB as its second epoch starts: the kernel kills it.
+    with memory_limit(3 << 30) as cgroup:
+        proc = start("experiments.run", "-m", "model=classic,d2l", *JOBLIB[:-1], "model._target_=tests.support.faults."
+                     "hungry_lenet", "+model.gigabytes=5", f"+model.tally={runs_dir}/hungry", f"runs_dir={runs_dir}",
+                     cgroup=cgroup)
+        output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0 and "Traceback" not in output, output
+    (died,) = [line for line in output.splitlines() if "took joblib's pool with it" in line]
+    assert "a worker process was killed by the kernel's out-of-memory killer (memory cgroup /lenet-test-" in died
+    assert "whose limit is 3.0 GiB" in died and "lower hydra.launcher.n_jobs or trainer.batch_size" in died
+    jobs = runs_in(runs_dir)
+    assert sorted(r.info.status for r in jobs if r.info.status != "KILLED") == ["FINISHED", "FINISHED"]
+    killed = [r for r in jobs if r.info.status == "KILLED"]
+    assert killed and all("out-of-memory killer" in r.data.tags["lenet.closed"] for r in killed)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -71,7 +71,7 @@ def test_the_main_sweep_lands_whole_with_credentials_and_a_user_without_permissi
     proc = run(*main, check=False, env=BOB)
     assert proc.returncode == 1 and "Traceback" not in printed(proc), printed(proc)
     (line,) = [ln for ln in printed(proc).splitlines() if "error:" in ln]
-    assert f"does not let user 'bob' write to this experiment (403 Permission denied" in line
+    assert "does not let user 'bob' write to this experiment (403 Permission denied" in line
     assert "mlflow.experiment=NAME" in line
     after = runs_in(server.uri) + runs_in(server.uri, "sweep")
     assert sorted((r.info.run_id, r.info.status) for r in after) == sorted(

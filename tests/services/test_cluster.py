@@ -179,7 +179,7 @@ def test_a_job_past_its_slurm_time_limit_is_one_line_and_its_run_ends_killed(clu
     output = proc.communicate(timeout=300)[0]
     assert proc.returncode == 1 and "Traceback" not in output, output
     said = [line.split("] ")[-1] for line in output.splitlines() if "time limit" in line]
-    assert said == ["classic: stopped by SLURM at its time limit (hydra.launcher.timeout_min=2); raise "
+    assert said == ["classic+adam: stopped by SLURM at its time limit (hydra.launcher.timeout_min=2); raise "
                     "hydra.launcher.timeout_min"], output
     (run_,) = runs_in(runs_dir)
     assert run_.info.status == "KILLED" and run_.data.tags["lenet.outcome"] == "killed"

@@ -22,14 +22,18 @@ def run(*args: str, check: bool = True, cwd=PROJECT_ROOT, timeout: float = 300,
     return proc
 
 
-def start(*args: str, cwd=PROJECT_ROOT, session: bool = False) -> subprocess.Popen:
+def start(*args: str, cwd=PROJECT_ROOT, session: bool = False, cgroup=None) -> subprocess.Popen:
     """python -m ARGS started as from a terminal, its output merged: a shell's background job (CI may be
     one) starts with SIGINT ignored, a terminal's foreground job does not. session: in a process group
-    of its own, as a batch system starts a job (a signal to the group reaches it and its workers only)."""
+    of its own, as a batch system starts a job (a signal to the group reaches it and its workers only).
+    cgroup: the cgroup.procs file of a cgroup it joins before it starts (a memory limit of its own)."""
     def as_from_a_terminal():
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         if session:
             os.setsid()
+        if cgroup is not None:
+            with open(cgroup, "w") as procs:
+                procs.write(str(os.getpid()))
 
     return subprocess.Popen([sys.executable, "-m", *args], cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=ENV, preexec_fn=as_from_a_terminal)

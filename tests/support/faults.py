@@ -3,10 +3,12 @@
 A test injects a fault where it wants it instead of watching a sweep's output and waiting for the
 moment: a bug in the training step, or a signal sent when the first epoch ends.
 """
+import contextlib
 import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import torch
 
@@ -111,3 +113,59 @@ def requeueing_lenet(**kw):
 
     net.register_forward_pre_hook(requeue)
     return net
+
+
+def hungry_lenet(gigabytes: float, tally: str, **kw):
+    """LeNet-5 that, as its second epoch starts (in one job of the sweep: tally), asks for more memory than its
+    process may have, page by page, as a too-large batch does: first the kernel's out-of-memory killer is told to
+    take this process rather than the sweep's (oom_score_adj), so that the kill is the one the test injects."""
+    net = lenet_classic(**kw)
+    state = {"evaluated": False, "done": False}
+
+    def eat(module, args):
+        if not module.training:
+            state["evaluated"] = True
+        elif state["evaluated"] and not state["done"] and claimed(tally, 1):
+            state["done"] = True
+            with open("/proc/self/oom_score_adj", "w") as adj:
+                adj.write("1000")
+            hoard = []
+            for _ in range(int(gigabytes * 16)):
+                hoard.append(torch.ones(64 << 20, dtype=torch.uint8))  # 64 MB, every page touched
+        elif state["evaluated"] and not state["done"]:
+            state["done"] = True
+
+    net.register_forward_pre_hook(eat)
+    return net
+
+
+@contextlib.contextmanager
+def memory_limit(limit_bytes: int):
+    """A memory cgroup of its own with this limit (v1's memory controller, or v2), for a process to join: its
+    cgroup.procs file. Skips the test where this process may not make one (not root, no writable cgroups)."""
+    import pytest
+
+    v1 = Path("/sys/fs/cgroup/memory")
+    name = f"lenet-test-{os.getpid()}-{time.monotonic_ns()}"
+    if v1.is_dir():
+        folder, files = v1 / name, {"memory.limit_in_bytes": limit_bytes, "memory.memsw.limit_in_bytes": limit_bytes}
+    else:
+        folder, files = Path("/sys/fs/cgroup") / name, {"memory.max": limit_bytes, "memory.swap.max": 0}
+    try:
+        folder.mkdir()
+        for file, value in files.items():
+            if (folder / file).exists():
+                (folder / file).write_text(str(value))
+    except OSError as err:
+        if folder.exists():
+            folder.rmdir()
+        pytest.skip(f"cannot make a memory cgroup here ({err}): it takes root and writable cgroups")
+    try:
+        yield folder / "cgroup.procs"
+    finally:
+        for _ in range(100):  # its processes gone, it can be removed
+            try:
+                folder.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
