@@ -60,3 +60,21 @@ def take_time_limit(launcher) -> None:
                             f"raise hydra.launcher.timeout_min") from None
 
     signal.signal(signal.SIGUSR2, on_time_limit)
+
+
+def close_job_runs(config, job_nums: list[int], reason: str) -> dict[int, str]:
+    """Close KILLED the RUNNING runs of these jobs of the sweep (their processes are gone); job number -> run name."""
+    from ..record.liveness import close_sweep_runs
+    from ..record.schema import read_sweep
+    from ..record.store import connect
+
+    sweep = read_sweep(config.hydra.sweep.dir)
+    if sweep is None:
+        return {}
+    client, experiment_id = connect(config.mlflow.tracking_uri, config.mlflow.experiment,
+                                    config.mlflow.server_patience_s)
+    closed = {}
+    for num in job_nums:
+        for run in close_sweep_runs(client, experiment_id, sweep["sweep_id"], reason, job_num=num):
+            closed[num] = run.info.run_name
+    return closed

@@ -21,7 +21,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrid
 from omegaconf import open_dict
 
 from ..errors import JobError
-from . import oom
+from . import close_job_runs, oom
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
             # Which job's worker died, joblib does not say; the pool's other workers went down with it.
             memory = oom.killed_since(kills)
             left = [idx for idx in jobs if idx not in returns]
-            closed = close_left_runs(launcher.config, left, f"its joblib worker was {memory}" if memory else
+            closed = close_job_runs(launcher.config, left, f"its joblib worker was {memory}" if memory else
                                      "its joblib worker died")
             again = attempt < launcher.joblib.get("retries", 1)
             names = ", ".join(str(closed.get(idx, f"job #{idx}")) for idx in left)
@@ -94,21 +94,3 @@ def exit_codes(err: Exception) -> str:
     """How the workers ended, as joblib says it ('SIGKILL(-9)'), or 'killed' where it does not."""
     said = re.search(r"exit codes of the workers are \{([^}]*)\}", str(err))
     return said.group(1).strip() if said and said.group(1).strip() else "killed"
-
-
-def close_left_runs(config, job_nums: list[int], reason: str) -> dict[int, str]:
-    """Close KILLED the RUNNING runs of these jobs of the sweep (their workers are gone); job number -> run name."""
-    from ..record.liveness import close_sweep_runs
-    from ..record.schema import read_sweep
-    from ..record.store import connect
-
-    sweep = read_sweep(config.hydra.sweep.dir)
-    if sweep is None:
-        return {}
-    client, experiment_id = connect(config.mlflow.tracking_uri, config.mlflow.experiment,
-                                    config.mlflow.server_patience_s)
-    closed = {}
-    for num in job_nums:
-        for run in close_sweep_runs(client, experiment_id, sweep["sweep_id"], reason, job_num=num):
-            closed[num] = run.info.run_name
-    return closed

@@ -24,7 +24,7 @@ from typing import Sequence
 
 from hydra.core.utils import JobReturn
 
-from . import submitted
+from . import close_job_runs, oom, submitted
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
 
     params = launcher.params
     executor = submitit.AutoExecutor(cluster="local", folder=params["submitit_folder"])
+    kills = oom.counted()
     with terminal_signals_ignored_by_children(executor):
         jobs = submitted.submit(launcher, job_overrides, initial_job_idx, executor, set())
     try:
@@ -47,7 +48,19 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
     except KeyboardInterrupt:  # cli.Interrupted: the sweep was stopped
         stop(jobs)
         raise
-    return [submitted.job_return(job, "submitit") for job in jobs]
+    return [died(launcher.config, job, kills) if not job.paths.result_pickle.exists() else
+            submitted.job_return(job, "submitit") for job in jobs]
+
+
+def died(config, job, kills: oom.Kills) -> JobReturn:
+    """A job whose process ended without a result (kill -9, the out-of-memory killer): its run closed KILLED, and
+    a FAILED return saying which, in a line."""
+    memory = oom.killed_since(kills)
+    how = f"was {memory}" if memory else "died without a result (killed by hand, or by the system for memory)"
+    closed = close_job_runs(config, [submitted.job_num(job)], f"its process {how}")
+    name = closed.get(submitted.job_num(job)) or submitted.job_name(job)
+    hint = "; lower trainer.batch_size, or run fewer jobs at once" if memory else ""
+    return submitted.failed(job, f"{name}: its process {how}{hint}; its log: {job.paths.stdout}")
 
 
 @contextlib.contextmanager
