@@ -11,7 +11,9 @@ listed as not run. A rerun of the same command resumes whatever is left.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -57,6 +59,7 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
     jobs = {initial_job_idx + i: list(overrides) for i, overrides in enumerate(job_overrides)}
     for idx, overrides in jobs.items():
         log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+    quiet_resource_tracker(Path(str(launcher.config.hydra.sweep.dir)) / "joblib_resource_tracker.log")
     state, returns = Singleton.get_state(), {}
     for attempt in range(launcher.joblib.get("retries", 1) + 1):
         kills = oom.counted()
@@ -88,6 +91,43 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
                 f"{' '.join(filter_overrides(jobs[idx]))}: not run to its end (its worker process died); rerun the "
                 f"same command to run it"))
     return [returns[idx] for idx in sorted(jobs)]
+
+
+def quiet_resource_tracker(log_file: Path) -> None:
+    """joblib's resource tracker (a helper process that frees the pool's semaphores and shared memory) started with
+    its stderr in log_file, from now on in this process. One that dies (killed with the sweep's other processes, by
+    the OOM killer) is started again by loky, and the new one, not knowing what the dead one tracked, printed a
+    KeyError traceback for each resource the pool then freed: 9 tracebacks, 45 lines, at the end of a sweep whose
+    record was whole. Those go to the file; the terminal gets one line."""
+    import warnings
+
+    from joblib.externals.loky.backend import resource_tracker
+
+    tracker = resource_tracker._resource_tracker
+    if getattr(tracker, "lenet_log", None) is not None:  # done for an earlier sweep of this process
+        return
+    warnings.filterwarnings("ignore", message="resource_tracker: process died unexpectedly")
+    launch, tracker.lenet_log = tracker._launch, log_file
+
+    def launch_into_the_log():
+        again = tracker._pid is None and getattr(tracker, "lenet_launched", False)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "a") as sink:
+            sys.stderr.flush()
+            stderr = os.dup(2)
+            os.dup2(sink.fileno(), 2)  # what the helper inherits as its stderr
+            try:
+                launch()
+            finally:
+                os.dup2(stderr, 2)
+                os.close(stderr)
+        tracker.lenet_launched = True
+        if again:
+            log.warning("joblib's resource tracker process died and was started again; what the new one says of "
+                        "the resources it did not know goes to %s (harmless: the sweep's record is not affected)",
+                        log_file)
+
+    tracker._launch = launch_into_the_log
 
 
 def exit_codes(err: Exception) -> str:

@@ -167,6 +167,17 @@ def test_a_joblib_worker_the_out_of_memory_killer_ends_is_named_so_and_its_job_r
     assert killed and all("out-of-memory killer" in r.data.tags["lenet.closed"] for r in killed)
 
 
+def test_joblibs_resource_tracker_dying_mid_sweep_costs_one_line_not_its_tracebacks(runs_dir):
+    # The first job to end an epoch kills joblib's helper process (kill -9); loky starts another.
+    proc = run("experiments.run", "-m", "model=classic,d2l", *JOBLIB, "+model.signal_name=SIGKILL",
+               "+model.to=resource_tracker", f"+model.tally={runs_dir}/signals", f"runs_dir={runs_dir}")
+    output = printed(proc)
+    assert "Traceback" not in output and "KeyError" not in output and "Some resources might leak" not in output
+    (said,) = [line for line in output.splitlines() if "resource tracker" in line]
+    assert "died and was started again" in said and "harmless" in said, output
+    assert {r.info.status for r in runs_in(runs_dir)} == {"FINISHED"} and "2 of 2 runs finished" in output
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_joblib_sweep_stopped_by_a_signal_to_its_process_group_leaves_no_run_running(runs_dir, sig):
     # A batch system's time limit sends SIGTERM to the whole process group; Ctrl-C sends SIGINT to it.

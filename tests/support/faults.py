@@ -33,10 +33,11 @@ def signalling_lenet(signal_name: str = "SIGTERM", to: str = "process", twice: b
     evaluation: epoch 1 is logged by then).
 
     to: its own process, its process group ("group", as a batch system's time limit does), the process group
-    whose id is in a file ("pidfile:PATH": a server or sweep the test runs), or the one process whose id is in a
-    file ("pid:PATH": the sweep's command, as `kill PID` does). twice: a second one 50 ms
-    later, as people press Ctrl-C twice. tally: where the signals sent by every job of the sweep are counted; at
-    most `times` are sent, so the test can rerun the very same command (the same sweep) and have it complete.
+    whose id is in a file ("pidfile:PATH": a server or sweep the test runs), the one process whose id is in a
+    file ("pid:PATH": the sweep's command, as `kill PID` does), or joblib's resource tracker ("resource_tracker").
+    twice: a second one 50 ms later, as people press Ctrl-C twice. tally: where the signals sent by every job of
+    the sweep are counted; at most `times` are sent, so the test can rerun the very same command (the same sweep)
+    and have it complete.
     """
     net = lenet_classic(**kw)
     sig = signal.Signals[signal_name]
@@ -49,6 +50,9 @@ def signalling_lenet(signal_name: str = "SIGTERM", to: str = "process", twice: b
         if not state["evaluated"] or state["sent"] or (tally and not claimed(tally, times)):
             return
         state["sent"] = True
+        if to == "resource_tracker":  # joblib's helper process, a child of the sweep's process as this worker is
+            os.kill(resource_tracker_of(os.getppid()), sig)
+            return
         if to.startswith(("pidfile:", "pid:")):
             kind, path = to.split(":", 1)
             (os.killpg if kind == "pidfile" else os.kill)(int(open(path).read()), sig)
@@ -63,6 +67,18 @@ def signalling_lenet(signal_name: str = "SIGTERM", to: str = "process", twice: b
 
     net.register_forward_pre_hook(send)
     return net
+
+
+def resource_tracker_of(parent: int) -> int:
+    """The pid of loky's resource tracker process started by the process parent."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"resource_tracker import main" in (entry / "cmdline").read_bytes() and \
+                    int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                return int(entry.name)
+        except (OSError, ValueError):
+            continue
+    raise LookupError(f"no resource tracker of process {parent}")
 
 
 def waiting_lenet(marker: str, wait_s: float = 120, release: str = "", **kw):
