@@ -33,7 +33,7 @@ from hydra.core.utils import JobReturn
 from ..errors import Abort
 from ..record.liveness import close_killed
 from . import submitted
-from .slurm_cluster import queue_states, queued
+from .slurm_cluster import final_state, queue_states, queued
 from .submitted import job_name
 
 log = logging.getLogger(__name__)
@@ -126,8 +126,9 @@ def wait(jobs: list, params: dict) -> dict:
             if states is None or state or job.paths.result_pickle.exists():
                 missing_since.pop(job, None)
             elif now - missing_since.setdefault(job, now) > grace_s:
-                dead[job] = f"left the queue without a result (killed, timed out or its node lost; " \
-                            f"no result {grace_s:g} s later)"
+                dead[job] = ended_how(final_state(job.job_id), params) or \
+                    f"left the queue without a result (killed, timed out or its node lost; no result " \
+                    f"{grace_s:g} s later)"
             if state == "PENDING":
                 since = pending_since.setdefault(job, (now, reason))[0]
                 pending_since[job] = (since, reason)
@@ -143,6 +144,19 @@ def wait(jobs: list, params: dict) -> dict:
                                 "after %g min (hydra.launcher.pending_timeout_min)", job.job_id, job_name(job),
                                 now - since, reason, params["pending_timeout_min"])
         time.sleep(poll_s)
+
+
+def ended_how(state: str | None, params: dict) -> str | None:
+    """What ended a job that left no result, in words and with what to change, where SLURM's final state says."""
+    if state == "OUT_OF_MEMORY":
+        return (f"was killed for memory by SLURM (OUT_OF_MEMORY: above hydra.launcher.mem_gb={params.get('mem_gb')}); "
+                f"raise hydra.launcher.mem_gb or lower trainer.batch_size")
+    if state == "TIMEOUT":
+        return (f"was stopped by SLURM at its time limit (TIMEOUT: hydra.launcher.timeout_min="
+                f"{params.get('timeout_min')}); raise hydra.launcher.timeout_min")
+    if state == "NODE_FAIL":
+        return "lost its node (SLURM: NODE_FAIL); rerun the same command to run it again"
+    return None
 
 
 def give_up(job, reason: str, waited_s: float) -> str:

@@ -171,3 +171,15 @@ def queued(job_ids: Sequence[str]) -> set[str] | None:
     """Which of these jobs SLURM still holds; None when squeue cannot say now."""
     states = queue_states(job_ids)
     return None if states is None else set(states)
+
+
+def final_state(job_id: str) -> str | None:
+    """The state SLURM ended a job in (OUT_OF_MEMORY, TIMEOUT, FAILED, ...), while its controller still keeps the
+    job (MinJobAge, 300 s by default); None where it cannot say. Read from scontrol: squeue no longer lists it,
+    and a cluster without accounting has no sacct."""
+    try:
+        found = records(scontrol("-o", "show", "job", job_id))
+    except (SlurmUnavailable, subprocess.SubprocessError):
+        return None
+    states = {r.get("JobState") for r in found} - {None}
+    return states.pop() if len(states) == 1 else None

@@ -77,3 +77,25 @@ def test_a_slurm_time_limit_that_cannot_hold_a_jobs_start_is_refused_before_anyt
         from experiments.validate import check_launcher
 
         check_launcher(["hydra/launcher=slurm", "hydra.launcher.timeout_min=1"])
+
+
+def test_a_slurm_job_that_left_no_result_is_named_by_the_state_slurm_ended_it_in(monkeypatch):
+    from experiments.launchers import slurm, slurm_cluster
+
+    # scontrol -o show job, as SLURM 22-24 writes it for an array task the cgroup's memory limit ended
+    line = ("JobId=15 ArrayJobId=15 ArrayTaskId=0 JobName=run UserId=root(0) JobState=OUT_OF_MEMORY "
+            "Reason=OutOfMemory Dependency=(null) ExitCode=0:125 RunTime=00:00:41 TimeLimit=00:30:00\n")
+    monkeypatch.setattr(slurm_cluster, "scontrol", lambda *args: line)
+    assert slurm_cluster.final_state("15_0") == "OUT_OF_MEMORY"
+    params = {"mem_gb": 2, "timeout_min": 30}
+    assert slurm.ended_how("OUT_OF_MEMORY", params) == (
+        "was killed for memory by SLURM (OUT_OF_MEMORY: above hydra.launcher.mem_gb=2); raise hydra.launcher.mem_gb "
+        "or lower trainer.batch_size")
+    assert "at its time limit (TIMEOUT: hydra.launcher.timeout_min=30)" in slurm.ended_how("TIMEOUT", params)
+    assert slurm.ended_how("FAILED", params) is None and slurm.ended_how(None, params) is None  # the generic line
+
+    def gone(*args):
+        raise slurm_cluster.SlurmUnavailable("no controller")
+
+    monkeypatch.setattr(slurm_cluster, "scontrol", gone)
+    assert slurm_cluster.final_state("15_0") is None
