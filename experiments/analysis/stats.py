@@ -4,7 +4,8 @@ Means get Student t intervals (only from 3 or more values), proportions exact (C
 or Wilson intervals, two cells Welch's or a paired t-test, two trained networks McNemar's exact
 test with the exact interval that matches it, failure rates Fisher's exact test; the interquartile
 mean and the probability of improvement (as rliable reports them) with bootstrap intervals, and
-Hedges' g. `seeds_needed` turns an inconclusive comparison into a sample size.
+Hedges' g. `seeds_needed` turns an inconclusive comparison into a sample size, and `seeds_range` into the
+range of sizes the spread, known from few runs, allows.
 
 What a 1-seed sweep needs (a proportion's interval, McNemar's and Fisher's exact tests) is computed here from
 the exact binomial and hypergeometric distributions (tests/unit/test_compare.py checks each against scipy and
@@ -307,3 +308,21 @@ def seeds_needed(gap: float, sd: float, paired_design: bool, alpha: float = ALPH
         return None
     n = float(np.asarray(n).item())
     return max(2, math.ceil(n)) if math.isfinite(n) else None
+
+
+def seeds_range(gap: float, sd: float, df: float, paired_design: bool, alpha: float = ALPHA, power: float = 0.8,
+                coverage: float = 0.8) -> tuple[int | None, int | None]:
+    """(fewest, most) runs per cell seeds_needed asks for when the true spread is anywhere in the central
+    `coverage` interval that sd, estimated with df degrees of freedom, allows (sd^2 df / sigma^2 is chi-square):
+    with 3 runs per cell (4 degrees of freedom) the spread is known only within 0.72x-1.94x, and the runs needed
+    within 0.51x-3.8x (paired on 3 seeds, 2 degrees of freedom: 0.66x-3.1x and 0.43x-9.5x). most None: more than
+    the solver can say (then the fewest is a lower bound)."""
+    if not (math.isfinite(df) and df > 0 and math.isfinite(sd) and sd > 0 and math.isfinite(gap) and gap != 0):
+        return None, None
+    from scipy.stats import chi2
+
+    tail = (1 - coverage) / 2
+    low_sd, high_sd = sd * math.sqrt(df / chi2.ppf(1 - tail, df)), sd * math.sqrt(df / chi2.ppf(tail, df))
+    # A gap many spreads wide needs the fewest runs a test takes; the solver finds no n below 2.
+    return (seeds_needed(gap, low_sd, paired_design, alpha, power) or 2,
+            seeds_needed(gap, high_sd, paired_design, alpha, power))

@@ -70,13 +70,15 @@ def power(row: dict, v: Verdict) -> str:
     if gap < 0.0005:
         return "; the two agree to 0.05 points"
     alpha = stats.ALPHA / m if v.correction == "holm" else stats.ALPHA
-    need = stats.seeds_needed(gap, row["sd"], row["test"] == "paired", alpha=alpha)
-    if need is None:
+    # The spread is itself estimated from the runs: at 3 per cell, the seeds needed range over 7x (10-90%).
+    fewest, most = stats.seeds_range(gap, row["sd"], row["df"], row["test"] == "paired", alpha=alpha)
+    if fewest is None:
         return ""
-    rough = " (a rough estimate: the spread comes from few runs)" if row["df"] < 4 else ""
-    return (f"; about {max(need, stats.MIN_FOR_INTERVAL)} seeds per cell would detect a gap of {gap * 100:.1f} "
-            f"points with 80% power at alpha {alpha:.2g} (0.05 over {m} tests), from a seed-to-seed sd of "
-            f"{row['sd'] * 100:.1f} points{rough}")
+    fewest = max(fewest, stats.MIN_FOR_INTERVAL)
+    many = f"at least {fewest}" if most is None else str(fewest) if most <= fewest else f"{fewest} to {most}"
+    return (f"; {many} seeds per cell would detect a gap of {gap * 100:.1f} points with 80% power at alpha "
+            f"{alpha:.2g} (0.05 over {m} tests), as the true seed-to-seed sd is anywhere in the 80% range that "
+            f"{row['sd'] * 100:.1f} points over {row['df']:.3g} degrees of freedom allows")
 
 
 def failure_sentence(row: dict, v: Verdict) -> str:

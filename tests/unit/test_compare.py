@@ -339,3 +339,33 @@ def test_the_exact_tests_a_one_seed_sweep_uses_match_scipy_and_statsmodels_acros
         assert stats.fisher(*table) == pytest.approx(reference, rel=1e-9)
     values = np.random.default_rng(1).normal(size=(50, 7))
     assert stats.middle_half_mean(values) == pytest.approx(scipy_stats.trim_mean(values, 0.25, axis=1))
+
+
+def test_the_seeds_advice_is_a_range_that_holds_the_true_number_as_often_as_it_says():
+    # A 1-point gap and a 1-point seed-to-seed sd need 17 seeds per cell; estimated from 3 runs per cell, the
+    # single number printed before ranged 6 to 79 (10-90%). The range from the spread's own uncertainty (80%)
+    # holds the true 17 in about 80% of sweeps.
+    truth = stats.seeds_needed(0.01, 0.01, paired_design=False)
+    assert truth == 17
+    rng = np.random.default_rng(29)
+    held, widths = 0, []
+    for _ in range(1000):
+        a, b = rng.normal(0.98, 0.01, 3), rng.normal(0.97, 0.01, 3)
+        sd = math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
+        fewest, most = stats.seeds_range(0.01, sd, 4, paired_design=False)
+        held += fewest <= truth <= (most or math.inf)
+        widths.append((most or 1000) / fewest)
+    assert 0.75 <= held / 1000 <= 0.85
+    assert 6 <= np.median(widths) <= 9  # the 0.51x-3.8x of the spread's 80% range, squared
+    assert stats.seeds_range(0.01, 0.01, 400, paired_design=False) in {(16, 18), (16, 19), (17, 18)}
+
+
+def test_an_inconclusive_comparison_gives_the_seeds_it_needs_as_a_range():
+    class Family:
+        tests, correction = 1, "holm"
+
+    row = {"diff": 0.01, "sd": 0.01, "test": "welch", "df": 4.0}
+    said = wording.power(row, Family())
+    assert said.startswith("; 10 to 61 seeds per cell would detect a gap of 1.0 points with 80% power at alpha 0.05")
+    assert "the true seed-to-seed sd is anywhere in the 80% range that 1.0 points over 4 degrees of freedom allows" \
+        in said
