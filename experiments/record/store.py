@@ -204,6 +204,9 @@ def open_experiment(tracking_uri: str, experiment: str, option: str = "--trackin
     path = sqlite_path(tracking_uri)
     if path is not None and not path.exists():
         raise LookupError(f"no MLflow store at {tracking_uri}; run a sweep first, or set {option}")
+    if path is not None and path.stat().st_size == 0:  # MLflow's client would write its schema into it
+        raise LookupError(f"the MLflow store {tracking_uri} is an empty file: it holds no runs yet; run a sweep "
+                          f"first, or set {option}")
     check_store(tracking_uri, option)
     client = MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)

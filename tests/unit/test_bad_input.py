@@ -113,6 +113,16 @@ def test_export_from_a_missing_store_or_server_is_one_line_and_creates_nothing(t
     assert not any(tmp_path.iterdir())
 
 
+def test_export_from_an_empty_store_file_says_it_holds_no_runs_and_leaves_it_empty(tmp_path, capsys):
+    # A 0-byte mlflow.db (touched, or a store emptied by hand): reading it must not write MLflow's schema into it.
+    store = tmp_path / "mlflow.db"
+    store.touch()
+    assert export.main(["--tracking-uri", f"sqlite:///{store}", "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (f"error: the MLflow store sqlite:///{store} is an empty file: it holds no runs "
+                                       f"yet; run a sweep first, or set --tracking-uri\n")
+    assert store.stat().st_size == 0 and not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("content, message", [
     (b"this is not a database" * 100, "is not a readable MLflow store (file is not a database); move it aside"),
     (None, "is an SQLite database but not an MLflow store"),
