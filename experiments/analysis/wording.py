@@ -10,7 +10,7 @@ import pandas as pd
 from . import stats
 from .family import Verdict
 from ..config import label
-from .outcomes import best_cell
+from .outcomes import FAILURES, best_cell
 
 CORRECTION_NAMES = {"holm": "Holm", "fdr_bh": "BH"}
 
@@ -127,16 +127,31 @@ def model_sentences(v: Verdict) -> list[str]:
             depends = (f"; its effect depends on {', '.join(sorted(interacting - {term[0]}))} (below), so the average "
                        f"alone can mislead") if term[0] in interacting else ""
             out.append(f"{term[0]} matters: {label(term[0], best)} {means[best]:.4f} vs {label(term[0], worst)} "
-                       f"{means[worst]:.4f}{over} ({points(means[best] - means[worst])}; {p(r)}){depends}")
+                       f"{means[worst]:.4f}{over} ({points(means[best] - means[worst])}; {p(r)}){depends}"
+                       f"{failures_of(v.cells, term[0], [best, worst])}")
         elif len(term) == 2:
-            out.append(interaction_sentence(model, term, p(r)))
+            out.append(interaction_sentence(model, term, p(r), v.cells))
         else:
             out.append(f"the {r['term']} interaction is significant ({p(r)}): two-factor effects differ across the "
                        f"third; compare the cells directly")
     return out
 
 
-def interaction_sentence(model, term: list[str], p: str) -> str:
+def failures_of(cells: pd.DataFrame, factor: str, levels: list) -> str:
+    """The failed runs of each level, for a sentence that ranks the levels on the runs that trained; '' if none
+    failed (the model is fitted to those runs only: a level that wins there may fail more often)."""
+    if factor not in cells or not cells["failed_runs"].sum():
+        return ""
+    parts = []
+    for i, level in enumerate(levels):
+        group = cells[cells[factor].astype(str) == str(level)]
+        kinds = ", ".join(f"{int(group[k].sum())} {k}" for k in FAILURES if k in group and group[k].sum())
+        parts.append(f"{label(factor, level)}{' failed' if not i else ''} {int(group['failed_runs'].sum())} of "
+                     f"{int(group['counted'].sum())}{' runs' if not i else ''}{f' ({kinds})' if kinds else ''}")
+    return f"; the means are of the runs that trained: {', '.join(parts)}"
+
+
+def interaction_sentence(model, term: list[str], p: str, cells: pd.DataFrame | None = None) -> str:
     by, varied = term if len(model.levels[term[1]]) <= len(model.levels[term[0]]) else term[::-1]
     parts = []
     for level in model.levels[by]:
@@ -147,7 +162,8 @@ def interaction_sentence(model, term: list[str], p: str) -> str:
         else:
             best, worst = max(means, key=means.get), min(means, key=means.get)
             parts.append(f"on {level} {best} is best ({means[best]:.4f}) and {worst} worst ({means[worst]:.4f})")
-    return f"the effect of {varied} depends on {by}: {'; '.join(parts)} (interaction {p})"
+    failures = failures_of(cells, varied, list(model.levels[varied])) if cells is not None else ""
+    return f"the effect of {varied} depends on {by}: {'; '.join(parts)} (interaction {p}){failures}"
 
 
 def findings(v: Verdict, limit: int = 8) -> tuple[list[str], int]:

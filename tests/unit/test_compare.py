@@ -369,3 +369,17 @@ def test_an_inconclusive_comparison_gives_the_seeds_it_needs_as_a_range():
     assert said.startswith("; 10 to 61 seeds per cell would detect a gap of 1.0 points with 80% power at alpha 0.05")
     assert "the true seed-to-seed sd is anywhere in the 80% range that 1.0 points over 4 degrees of freedom allows" \
         in said
+
+
+def test_a_factor_that_matters_on_the_runs_that_trained_says_how_many_of_its_runs_failed():
+    # sgd beats adam by 1 point on both models among the runs that trained, but fails 1 run in 5 (diverged).
+    rows = []
+    for model, base in (("classic", 0.985), ("d2l", 0.975)):
+        for seed in range(5):
+            rows.append((model, "adam", seed, base + 0.0005 * (seed % 3), "FINISHED"))
+            rows.append((model, "sgd", seed, base + 0.01 + 0.0005 * (seed % 3),
+                         "DIVERGED" if seed == 4 else "FINISHED"))
+    v = family.verdict(table(rows), ["model", "optim"])
+    (optim,) = [s for s in wording.model_sentences(v) if s.startswith("optim matters")]
+    assert "sgd failed 2 of 10 runs (2 diverged), adam 0 of 10" in optim, optim
+    assert "; the means are of the runs that trained: sgd failed" in optim
