@@ -56,7 +56,7 @@ def take_time_limit(launcher) -> None:
         try:
             submitits(signum, frame)  # requeues and exits, if submitit may
         except Exception:  # submitit's UncompletedJobError: not requeued, the job ends here
-            raise TimeLimit(f"stopped by SLURM at its time limit (hydra.launcher.timeout_min={minutes:g}); "
+            raise TimeLimit(f"stopped by SLURM at its time limit (hydra.launcher.timeout_min={minutes}); "
                             f"raise hydra.launcher.timeout_min") from None
 
     signal.signal(signal.SIGUSR2, on_time_limit)

@@ -73,6 +73,8 @@ def killed_since(before: Kills) -> str | None:
     if None not in (now.cgroup, before.cgroup) and now.cgroup > before.cgroup:
         limit = f", whose limit is {now.limit / 2**30:.1f} GiB" if now.limit else ""
         return f"killed by the kernel's out-of-memory killer (memory cgroup {now.where}{limit})"
-    if None not in (now.machine, before.machine) and now.machine > before.machine:
+    # The cgroup's count takes every kind of OOM kill of its processes (v2; v1 since Linux 4.19): where it says
+    # none, the machine's count (another process's kill) says nothing of this one.
+    if before.cgroup is None and None not in (now.machine, before.machine) and now.machine > before.machine:
         return "killed by the kernel's out-of-memory killer (the machine ran out of memory)"
     return None

@@ -34,7 +34,6 @@ from ..errors import Abort
 from ..record.liveness import close_killed
 from . import submitted
 from .slurm_cluster import final_state, queue_states, queued
-from .submitted import job_name
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +140,8 @@ def wait(jobs: list, params: dict) -> dict:
             for job, (since, reason) in pending_since.items():
                 if job not in dead:
                     log.warning("waiting: SLURM job %s (%s) is PENDING since %.0f s: %s; the sweep gives up on it "
-                                "after %g min (hydra.launcher.pending_timeout_min)", job.job_id, job_name(job),
-                                now - since, reason, params["pending_timeout_min"])
+                                "after %g min (hydra.launcher.pending_timeout_min)", job.job_id,
+                                submitted.job_name(job), now - since, reason, params["pending_timeout_min"])
         time.sleep(poll_s)
 
 
@@ -162,9 +161,7 @@ def ended_how(state: str | None, params: dict) -> str | None:
 def give_up(job, reason: str, waited_s: float) -> str:
     """Cancel a job that waited PENDING too long; why, in a line."""
     subprocess.run(["scancel", job.job_id], capture_output=True, timeout=30)
-    log.error("%s: SLURM job %s waited PENDING %.0f s (%s): cancelled, not run", job_name(job), job.job_id, waited_s,
-              reason)
+    log.error("%s: SLURM job %s waited PENDING %.0f s (%s): cancelled, not run", submitted.job_name(job), job.job_id,
+              waited_s, reason)
     return f"waited PENDING {waited_s:.0f} s ({reason}) and was cancelled, not run; rerun the same command when the " \
            f"cluster can run it"
-
-

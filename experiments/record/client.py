@@ -39,9 +39,11 @@ def refusal(uri: str, status: int, what: str = "") -> str | None:
         return (f"the MLflow tracking server at {uri} refused user {who!r} (401 Unauthorized: no such user, or a "
                 f"wrong password); check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
     if status == 403:
-        return (f"the MLflow tracking server at {uri} does not let user {who!r} write to this experiment (403 "
-                f"Permission denied{f': {what}' if what else ''}); ask its owner or the server's admin for EDIT on "
-                f"it, or log to one of your own with mlflow.experiment=NAME")
+        reads = any(word in what for word in ("get", "search", "list"))
+        return (f"the MLflow tracking server at {uri} does not let {f'user {who!r}' if who else 'these credentials'} "
+                f"{'read' if reads else 'write to'} this experiment (403 Permission denied{f': {what}' if what else ''}"
+                f"); ask its owner or the server's admin for {'READ' if reads else 'EDIT'} on it, or log to one of "
+                f"your own with mlflow.experiment=NAME")
     return None
 
 
