@@ -43,10 +43,13 @@ def test_a_submitit_local_sweep_stopped_stops_its_jobs_before_its_parent_closes(
     assert proc.returncode == 128 + sig and "Traceback" not in output, output
     jobs = runs_in(runs_dir)
     (parent,) = runs_in(runs_dir, "sweep")
-    assert sorted(r.info.run_name for r in jobs) == ["classic", "d2l"], output  # no run started after the stop
+    # d2l's run exists if its job made one before the stop (on a loaded machine it may still be starting)
+    names = sorted(r.info.run_name for r in jobs)
+    assert names in (["classic"], ["classic", "d2l"]), output
     assert {r.info.status for r in jobs} == {"KILLED"} and parent.info.status == "KILLED"
-    assert max(r.info.end_time for r in jobs) <= parent.info.end_time
-    assert "Not counted: classic 1 interrupted; d2l 1 interrupted" in output
+    assert max(r.info.end_time for r in jobs) <= parent.info.end_time  # none ended, or began, after its parent
+    assert max(r.info.start_time for r in jobs) <= parent.info.end_time
+    assert f"Not counted: {'; '.join(f'{n} 1 interrupted' for n in names)}" in output
 
 
 def test_a_submitit_local_job_the_out_of_memory_killer_ends_is_named_so_and_its_run_closed(runs_dir):

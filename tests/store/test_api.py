@@ -17,12 +17,14 @@ TINY = ["trainer.epochs=1", "trainer.limit_batches=2", "mlflow.log_model=false",
 MAIN = ["model=classic,d2l", "optim=sgd,adam"]
 
 
-def threads() -> set[str]:
-    return {t.name for t in threading.enumerate() if t.name.startswith("lenet-")}
+def threads(before=()) -> set[str]:
+    """The harness's threads alive now that were not in before (an earlier test of this worker process may have
+    left the process's own heartbeat running: tests that call tracked_run outside a sweep)."""
+    return {t.name for t in threading.enumerate() if t.name.startswith("lenet-") and t not in before}
 
 
 def test_two_sweeps_in_one_process_each_land_whole_and_leave_nothing_running(runs_dir):
-    before_signals = signal.getsignal(signal.SIGINT)
+    before_signals, before_threads = signal.getsignal(signal.SIGINT), set(threading.enumerate())
     first = run_sweep([*MAIN, *TINY, f"runs_dir={runs_dir}"])
     second = run_sweep([*MAIN, *TINY, "seed=1", f"runs_dir={runs_dir}"])
     assert (first.exit_code, second.exit_code) == (0, 0)
@@ -39,7 +41,7 @@ def test_two_sweeps_in_one_process_each_land_whole_and_leave_nothing_running(run
             result.full_summary
     assert set(second.runs["seed"]) == {1}
     assert "RUNNING" not in {r.info.status for r in every_run(runs_dir)}
-    assert threads() == set()  # the heartbeat and the writer stopped with their sweep
+    assert threads(before_threads) == set()  # the heartbeat and the writer stopped with their sweep
     assert signal.getsignal(signal.SIGINT) is before_signals  # the caller's own Ctrl-C handling is back
     assert {"classic+adam", "d2l+adam"} <= set(second.cells["cell"])
     assert not second.history("val_acc").empty
