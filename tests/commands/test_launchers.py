@@ -53,22 +53,27 @@ def test_a_submitit_local_sweep_stopped_stops_its_jobs_before_its_parent_closes(
 
 
 def test_a_submitit_local_job_the_out_of_memory_killer_ends_is_named_so_and_its_run_closed(runs_dir):
-    # In a memory cgroup of 3 GiB one job asks for 5 GiB as its second epoch starts; the other job goes on.
-    with memory_limit(3 << 30) as cgroup:
+    # In a memory cgroup of 4 GiB one job asks for 6 GiB as its second epoch starts; the other job goes on, unless
+    # the kernel, not yet given back the first one's memory, kills it too (seen in CI): then it is named the same.
+    with memory_limit(4 << 30) as cgroup:
         proc = start("experiments.run", "-m", "model=classic,d2l", "hydra/launcher=submitit_local",
                      "trainer.epochs=2", "mlflow.log_model=false", "model._target_=tests.support.faults.hungry_lenet",
-                     "+model.gigabytes=5", f"+model.tally={runs_dir}/hungry", f"runs_dir={runs_dir}", cgroup=cgroup)
+                     "+model.gigabytes=6", f"+model.tally={runs_dir}/hungry", f"runs_dir={runs_dir}", cgroup=cgroup)
         output = proc.communicate(timeout=300)[0]
     assert proc.returncode == 1 and "Traceback" not in output, output
-    said = [line for line in output.splitlines() if "out-of-memory killer" in line]
-    assert len(said) == 2, output  # the run closed, and the job's failure with what to do
-    assert "was RUNNING but its process was killed by the kernel's out-of-memory killer" in said[0]
-    assert ": its process was killed by the kernel's out-of-memory killer (memory cgroup /lenet-test-" in said[1]
-    assert "whose limit is 3.0 GiB); lower trainer.batch_size, or run fewer jobs at once; its log: " in said[1]
     jobs = runs_in(runs_dir)
-    assert sorted(r.info.status for r in jobs) == ["FINISHED", "KILLED"]
-    (killed,) = [r for r in jobs if r.info.status == "KILLED"]
-    assert "out-of-memory killer" in killed.data.tags["lenet.closed"] and killed.data.tags["lenet.outcome"] == "killed"
+    killed = [r for r in jobs if r.info.status == "KILLED"]
+    assert killed and {r.info.status for r in jobs if r not in killed} <= {"FINISHED"}, output
+    said = [line for line in output.splitlines() if "out-of-memory killer" in line]
+    assert len(said) == 2 * len(killed), output  # per killed job: its run closed, and its failure with what to do
+    closed = [line for line in said if "was RUNNING but its process was killed by the kernel's out-of-memory" in line]
+    failed = [line for line in said if ": its process was killed by the kernel's out-of-memory killer (memory cgroup "
+              "/lenet-test-" in line]
+    assert len(closed) == len(failed) == len(killed), output
+    assert all("whose limit is 4.0 GiB); lower trainer.batch_size, or run fewer jobs at once; its log: " in line
+               for line in failed), output
+    for job in killed:
+        assert "out-of-memory killer" in job.data.tags["lenet.closed"] and job.data.tags["lenet.outcome"] == "killed"
 
 
 def group_alive(pgid: int) -> bool:
