@@ -13,6 +13,8 @@ optim=sgd,adam) from command start to its exported summary, on a fresh store, an
 wall time into start-up, training, per-job overhead and the summary; --prefill N times it again
 on a store already holding N earlier runs. With --load [N], it times a 12-epoch job on a quiet machine and
 beside N CPU-bound processes, with idle OpenMP threads spinning and sleeping (experiments.benchmarks.load).
+With --claims [N], it measures the summary's statistics instead: over N simulated sweeps per design, how often
+it states a finding when no recipe differs, and how often it names a planted gap (experiments.benchmarks.claims).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from lenet.data import Data, prepare
 from lenet.engine import COMPILE, fit, make_optimizer, resolve_device
 
 from . import cli
+from .benchmarks.claims import measure as measure_claims
 from .benchmarks.load import measure as measure_load
 from .benchmarks.replica import BASELINE_NAMES, run_baseline_apart
 from .benchmarks.sweep_timing import fmt_table, time_sweep
@@ -116,8 +119,12 @@ def main(argv: list[str]) -> int:
                         help="time a 12-epoch job quiet and beside N (3) CPU-bound processes, idle threads spinning "
                              "and sleeping (experiments.cores)")
     parser.add_argument("--repeats", type=positive, default=3, help="with --load: runs of each kind")
+    parser.add_argument("--claims", type=positive, nargs="?", const=1000, default=None, metavar="N",
+                        help="the summary's false-finding rate and power over N (1000) simulated sweeps per design")
     args, overrides = parser.parse_known_args(argv)
     # The run command's checks come first, before anything is timed: bad input is one line (cli).
+    if args.claims is not None:
+        return measure_claims(args.claims)
     if args.sweep:
         return time_sweep(overrides, args.prefill, args.warm)
     if args.load is not None:

@@ -14,7 +14,7 @@ import textwrap
 import pandas as pd
 
 from ..config import label
-from . import stats
+from . import family, stats
 from .outcomes import FAILURES, best_cell
 
 WIDTH = 100
@@ -135,15 +135,20 @@ def why(failures: str, runs: pd.DataFrame) -> str:
     """The recipe's failures ("1 diverged, 1 collapsed") with when they diverged: "1 diverged at epoch 2, ..."."""
     epochs = sorted({int(e) for e in runs["diverged_epoch"].dropna()})
     at = f" at epoch {', '.join(map(str, epochs))}" if epochs else ""
-    return ", ".join(part + at if part.endswith("diverged") else part + (" (at chance)" if part.endswith("collapsed")
+    return ", ".join(part + at if part.endswith("diverged") else part + (" at chance" if part.endswith("collapsed")
                                                                          else "") for part in failures.split(", "))
 
 
+PLATEAU_STEPS = 2000  # d2l's sigmoid LeNet at lr 0.9 leaves its loss plateau after about 1,650 steps
+
+
 def hint(runs: pd.DataFrame, everything: pd.DataFrame) -> str:
-    """The first thing to try that the sweep has not: more epochs for a loss that never left its plateau (too few
-    epochs, not too high an lr), else a tenth of the learning rate, skipping every lr the sweep tried."""
+    """The first thing to try that the sweep has not: more epochs for a loss that never left its plateau in few
+    steps (too few epochs, not too high an lr), else a fifth of the learning rate or less, skipping every lr the
+    sweep tried (a loss still at 2.30 after many steps is a network an lr too high has killed)."""
     run = runs.iloc[0]
-    if run["outcome"] == "collapsed" and pd.notna(run["train_loss"]) and run["train_loss"] > PLATEAU:
+    if run["outcome"] == "collapsed" and pd.notna(run["train_loss"]) and run["train_loss"] > PLATEAU \
+            and steps(run) < PLATEAU_STEPS:
         epochs = int(run["trainer.epochs"])
         tried = set(everything["trainer.epochs"].dropna().astype(int))
         more = next((n for n in (epochs * 3, epochs * 10, epochs * 30) if n not in tried), None)
@@ -156,6 +161,15 @@ def hint(runs: pd.DataFrame, everything: pd.DataFrame) -> str:
             lr = nice_below(lr * 0.99)
         return f"; often too high an lr: try optim.lr={lr:g}"
     return ""
+
+
+def steps(run) -> float:
+    """The optimizer steps a run took: epochs x batches per epoch (0 where the run does not say its data's size,
+    as runs recorded before train_size do: then its epochs are taken to be few)."""
+    size, batch = run.get("train_size"), run.get("trainer.batch_size")
+    if pd.isna(size) or pd.isna(batch) or not batch:
+        return 0
+    return int(run["trainer.epochs"]) * math.ceil(int(size) / int(batch))
 
 
 def nice_below(x: float) -> float:
@@ -198,35 +212,51 @@ def columns(rows: list[dict], right: set[str]) -> list[str]:
 
 
 def claims(verdict) -> list[str]:
-    """The significant claims about recipes, each once: a pairwise test and the model term that say the same
-    thing are one finding; each with the failures of the recipes it names."""
-    recipes = verdict.recipes
-    if not verdict.tests or not len(recipes):
+    """The findings about recipes, each once, stated by every significant test that says it (the comparison in
+    each context, the model term that agrees); each with the failures of the recipes it names."""
+    if not verdict.tests or not verdict.claims():
         return []
-    found = recipes[recipes["significant"]]
-    claims_made = verdict.claims()
+    found = family.findings(verdict)
     name = "Holm" if verdict.correction == "holm" else "Benjamini-Hochberg"
-    lines = [f"{claims_made} of {verdict.tests} tests significant at 0.05, {name}-corrected over all of them:"]
-    for row in found.head(SHOWN_CLAIMS).to_dict("records"):
-        on = f"on {row['context']}, " if row["context"] != "all runs" else ""
-        a, b = label(row["factor"], row["better"]), label(row["factor"], row["worse"])
-        if row["kind"] == "failures":
-            lines.append(f"- {on}{b} fails more often than {a} ({int(row['fail_b'])} of {int(row['counted_b'])} vs "
-                         f"{int(row['fail_a'])} of {int(row['counted_a'])}; {stats.fmt_p(row['p_adj'])})")
-            continue
-        fails = [f"{n} failed {int(row[f'fail_{s}'])} of {int(row[f'counted_{s}'])}" for n, s in ((a, "a"), (b, "b"))
-                 if row[f"fail_{s}"]]
-        lines.append(f"- {on}{a} beats {b} by {row['diff'] * 100:.1f} points among runs that trained "
-                     f"({stats.fmt_p(row['p_adj'])}{'; ' + ', '.join(fails) if fails else ''})")
+    tests = verdict.claims()
+    counted = (f"{len(found)} finding{'s' if len(found) != 1 else ''}, from {tests} of {verdict.tests} tests "
+               f"significant at 0.05 ({name}-corrected over all {verdict.tests}):")
+    lines = [counted] + [f"- {finding_line(f, verdict.cells)}" for f in found[:SHOWN_CLAIMS]]
     if len(found) > SHOWN_CLAIMS:
         lines.append(f"- ... and {len(found) - SHOWN_CLAIMS} more in the full analysis")
-    anova = verdict.model.anova
-    terms = anova[anova["significant"]] if len(anova) else anova
-    if len(terms):  # the factorial model's view of the same runs: one line, with the failures of its levels
-        lines.append("- the factorial model's significant terms, on the runs that trained: " + "; ".join(
-            f"{t['term']} ({stats.fmt_p(t['p_adj'])}{level_failures(verdict.cells, t['term'])})"
-            for t in terms.to_dict("records")))
     return lines
+
+
+def finding_line(f, cells: pd.DataFrame) -> str:
+    """One finding in a line: 'classic beats d2l among runs that trained: on adam by 3.1 points (p<0.001), on sgd
+    by 2.9 (p<0.001, sgd failed 1 of 3); the model term agrees (p<0.001)'."""
+    a, b = label(f.factor, f.better), label(f.factor, f.worse)
+    term = (f"the model term agrees ({stats.fmt_p(f.term['p_adj'])}"
+            f"{level_failures(cells, f.factor).replace(', ', '; ', 1)})") if f.term else ""
+    if f.kind == "failures":
+        parts = [f"{where(r)}{int(r['fail_b'])} of {int(r['counted_b'])} vs {int(r['fail_a'])} of "
+                 f"{int(r['counted_a'])} ({stats.fmt_p(r['p_adj'])})" for r in f.rows]
+        return f"{b} fails more often than {a}: {', '.join(parts)}"
+    if f.kind == "accuracy":
+        parts = []
+        for i, r in enumerate(f.rows):
+            fails = [f"{n} failed {int(r[f'fail_{s}'])} of {int(r[f'counted_{s}'])}" for n, s in ((a, "a"), (b, "b"))
+                     if r[f"fail_{s}"]]
+            parts.append(f"{where(r)}by {r['diff'] * 100:.1f}{' points' if not i else ''} "
+                         f"({', '.join([stats.fmt_p(r['p_adj'])] + fails)})")
+        return f"{a} beats {b} among runs that trained: {', '.join(parts)}" + (f"; {term}" if term else "")
+    if f.kind == "term" and f.better is not None:
+        return (f"{f.factor} matters on the runs that trained (factorial model, {stats.fmt_p(f.term['p_adj'])}): "
+                f"{a} is best, {b} worst, averaged over the other factors{level_failures(cells, f.factor)}")
+    if f.kind == "term":
+        return (f"{f.factor} matters on the runs that trained (factorial model, {stats.fmt_p(f.term['p_adj'])}), "
+                f"but its means are not estimable: some recipes have no run that trained")
+    return (f"the effect of one of {' and '.join(f.factor.split(' x '))} depends on the other (interaction, "
+            f"{stats.fmt_p(f.term['p_adj'])}): the full analysis says how")
+
+
+def where(row: dict) -> str:
+    return f"on {row['context']} " if row["context"] != "all runs" else ""
 
 
 def level_failures(cells: pd.DataFrame, term: str) -> str:

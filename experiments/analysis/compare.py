@@ -1,7 +1,7 @@
 """Pairs of recipes that differ in one factor, compared at the right level.
 
-Recipes (cells) are compared on their accuracy among the runs that trained only across seeds: a
-paired t-test on the seeds both trained (3 or more), else Welch's (3 or more runs each), with the
+Recipes (cells) are compared on their accuracy among the runs that trained only across seeds: Welch's
+t-test (3 or more runs each; not paired on the seed number, see stats.compare), with the
 probability of improvement and Hedges' g beside it; and on their failure rates by Fisher's exact
 test, where the numbers of runs let it reach significance at all. These are claims about recipes,
 and join the summary's one family of tests (analysis.family).
@@ -56,13 +56,12 @@ def comparisons(table: pd.DataFrame, factors: list[str], predictions: Prediction
 def accuracy_row(a, ca: Cell, b, cb: Cell, extras: bool) -> dict:
     """Accuracy among the runs that trained, the better level first; and each level's failures, to be said
     in the same sentence."""
-    d, left_out = stats.compare(ca.accs, cb.accs)
+    d = stats.compare(ca.accs, cb.accs)
     if d.diff < 0:  # name the better level first
         a, ca, b, cb = b, cb, a, ca
         d = stats.Difference(-d.diff, -d.high, -d.low, d.p, d.n_b, d.n_a, d.test, d.se, d.df, d.sd)
     row = {"kind": "accuracy", "better": a, "worse": b, "n_a": d.n_a, "n_b": d.n_b, "diff": d.diff, "se": d.se,
            "df": d.df, "sd": d.sd, "p": d.p, "test": d.test, "ci_low": d.low, "ci_high": d.high,
-           "left_out": len(left_out), "left_out_seeds": " ".join(map(str, left_out)),
            "fail_a": ca.failed, "counted_a": ca.counted, "failures_a": ca.failures,
            "fail_b": cb.failed, "counted_b": cb.counted, "failures_b": cb.failures}
     if not (ca.accs and cb.accs):

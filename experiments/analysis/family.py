@@ -5,6 +5,9 @@ claims any is at most 5% (Holm); with fdr_bh, at most 5% of its claims are expec
 
 Tests that cannot reach significance (Fisher's on 1 run against 1) stay out of the count. Comparisons of
 two trained networks (McNemar) are a family of their own: they speak about those networks, not recipes.
+
+A fact several significant tests state is one finding: classic beating d2l on adam and on sgd, and the model
+term that agrees, are one finding stated by three tests (`findings`); the count a reader sees is of findings.
 """
 from __future__ import annotations
 
@@ -33,9 +36,55 @@ class Verdict:
     counts: dict = field(default_factory=dict)  # tests by kind: accuracy, failures, terms
 
     def claims(self) -> int:
-        """How many claims of a difference between recipes the summary makes."""
+        """How many tests of a difference between recipes are significant (several may state one finding)."""
         found = int(self.recipes["significant"].sum()) if len(self.recipes) else 0
         return found + (int(self.model.anova["significant"].sum()) if len(self.model.anova) else 0)
+
+
+@dataclass
+class Finding:
+    """One fact the summary states, with every significant test that states it: the pairwise comparisons of the
+    same two levels (one per context where it holds), and the model's main-effect term when it agrees."""
+
+    kind: str  # "accuracy", "failures", "term" (a main effect no comparison states), "interaction"
+    factor: str  # for an interaction, its term ("model x optim")
+    better: object = None
+    worse: object = None
+    rows: list = field(default_factory=list)  # the comparisons (dicts), the strongest first
+    term: dict | None = None  # the model's term (a row of its anova)
+
+    @property
+    def p_adj(self) -> float:
+        return min([r["p_adj"] for r in self.rows] + ([self.term["p_adj"]] if self.term else []))
+
+
+def findings(v: Verdict) -> list[Finding]:
+    """The significant tests grouped into the facts they state, the strongest first."""
+    groups: dict[tuple, Finding] = {}
+    found = v.recipes[v.recipes["significant"]].sort_values("p_adj") if len(v.recipes) else v.recipes
+    for row in found.to_dict("records"):
+        key = (row["kind"], row["factor"], str(row["better"]), str(row["worse"]))
+        groups.setdefault(key, Finding(row["kind"], row["factor"], row["better"], row["worse"])).rows.append(row)
+    out = list(groups.values())
+    anova = v.model.anova
+    for term in (anova[anova["significant"]].to_dict("records") if len(anova) else []):
+        if " x " in term["term"]:
+            out.append(Finding("interaction", term["term"], term=term))
+            continue
+        factor = term["term"]
+        means = {level: v.model.mean_of({factor: level}) for level in v.model.levels[factor]}
+        best = worst = same = None
+        if all(math.isfinite(m) for m in means.values()):
+            best, worst = max(means, key=means.get), min(means, key=means.get)
+            same = groups.get(("accuracy", factor, str(best), str(worst)))
+        else:  # no average to rank by (a recipe has no run that trained): the comparisons, if they agree, say it
+            alike = [g for k, g in groups.items() if k[:2] == ("accuracy", factor)]
+            same = alike[0] if len(alike) == 1 else None
+        if same is not None:  # the comparisons say it level by level, the model term on average
+            same.term = term
+        else:
+            out.append(Finding("term", factor, best, worst, term=term))
+    return sorted(out, key=lambda f: f.p_adj)
 
 
 def adjust(p_values, method: str = "holm") -> tuple[np.ndarray, np.ndarray]:

@@ -52,6 +52,7 @@ COLUMNS = (
     Column("test_acc_low", "float", "its 95% Wilson interval over the test images, low end"),
     Column("test_acc_high", "float", "its 95% Wilson interval over the test images, high end"),
     Column("test_size", "int", "test images"),
+    Column("train_size", "int", "training images (after the validation split)"),
     *(Column(m.column, "int" if m.fmt == "d" else "float", m.meaning) for m in where(RUNS) if m.name != "test_acc"),
     Column("diverged_epoch", "int", "the epoch whose training loss became nan or inf (missing unless it diverged)"),
     Column("model_uri", "string", "where its MLflow model loads from: mlflow.pytorch.load_model(model_uri)"),
@@ -71,7 +72,8 @@ def row_of(run, keys: list[str], missing: list[str]) -> dict:
     test_acc = float(row["test_acc"])
     row |= {"run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status,
             "outcome": outcome(run.info.status, test_acc, CLOSED in tags, DIVERGED in tags, tags.get(OUTCOME)),
-            "test_size": params.get("test_size"), "model_uri": tags.get(MODEL), "code": tags.get(CODE),
+            "test_size": params.get("test_size"), "train_size": params.get("train_size"),
+            "model_uri": tags.get(MODEL), "code": tags.get(CODE),
             "diverged_epoch": tags.get(DIVERGED),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run.info.start_time / 1000)),
             "missing_files": ", ".join(missing) or None}

@@ -1,7 +1,7 @@
 """The tests and intervals a sweep's comparison uses.
 
 Means get Student t intervals (only from 3 or more values), proportions exact (Clopper-Pearson)
-or Wilson intervals, two cells Welch's or a paired t-test, two trained networks McNemar's exact
+or Wilson intervals, two cells Welch's t-test, two trained networks McNemar's exact
 test with the exact interval that matches it, failure rates Fisher's exact test; the interquartile
 mean and the probability of improvement (as rliable reports them) with bootstrap intervals, and
 Hedges' g. `seeds_needed` turns an inconclusive comparison into a sample size, and `seeds_range` into the
@@ -45,10 +45,10 @@ class Difference:
     p: float
     n_a: int
     n_b: int
-    test: str  # "paired", "welch", "mcnemar", or "none" (not testable)
+    test: str  # "welch", "mcnemar", or "none" (not testable)
     se: float = math.nan  # standard error of diff (t tests)
     df: float = math.nan  # degrees of freedom (t tests)
-    sd: float = math.nan  # spread the power estimate uses: of the paired differences, or pooled
+    sd: float = math.nan  # spread the power estimate uses: the two cells' pooled
 
 
 def t_critical(df: float, level: float = LEVEL) -> float:
@@ -107,34 +107,19 @@ def welch(a, b) -> Difference:
     return Difference(diff, diff - half, diff + half, p, len(a), len(b), "welch", se, df, pooled)
 
 
-def paired(a, b) -> Difference:
-    """Paired t-test and interval for mean(a - b); a[i] and b[i] share a seed."""
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    n, diff = len(d), float(d.mean())
-    if n < 2:
-        return Difference(diff, math.nan, math.nan, math.nan, n, n, "none")
-    sd = float(d.std(ddof=1))
-    if sd <= 1e-12:  # the same difference on every seed (to rounding): a t-test does not apply
-        return Difference(diff, math.nan, math.nan, math.nan, n, n, "none", 0.0, n - 1, 0.0)
-    se = sd / math.sqrt(n)
-    p = t_sf2(n - 1, diff / se)
-    half = t_critical(n - 1) * se
-    return Difference(diff, diff - half, diff + half, p, n, n, "paired", se, n - 1, sd)
-
-
-def compare(a: dict, b: dict) -> tuple[Difference, list]:
-    """a, b: seed -> value. Paired on the seeds both have, Welch's otherwise, each only from
-    MIN_FOR_INTERVAL values up (fewer: test "none", and the caller says so); returns the difference
-    and the seeds left out of the pairing (those only one cell finished)."""
-    a = {s: v for s, v in a.items() if math.isfinite(v)}
-    b = {s: v for s, v in b.items() if math.isfinite(v)}
-    common = sorted(set(a) & set(b))
-    if len(common) >= MIN_FOR_INTERVAL:
-        return paired([a[s] for s in common], [b[s] for s in common]), sorted(set(a) ^ set(b))
+def compare(a: dict, b: dict) -> Difference:
+    """a, b: seed -> value. Welch's test from MIN_FOR_INTERVAL values each (fewer: test "none", and the caller
+    says so). Not paired on the seed: two recipes' runs of one seed share the validation split and the batch
+    order (one model under two optimizers, its starting weights too), but they are two networks, and a t-test
+    paired on 3 seeds has 2 degrees of freedom where Welch's has up to 4: for a gap of 3 seed sds at 3 seeds each,
+    power 67% against 50% (`bench --claims`, 2026-12-03). A correlation the shared seed did induce, if positive,
+    only makes Welch's test cautious."""
+    a = [v for v in a.values() if math.isfinite(v)]
+    b = [v for v in b.values() if math.isfinite(v)]
     if min(len(a), len(b)) >= MIN_FOR_INTERVAL:
-        return welch(list(a.values()), list(b.values())), []
-    diff = float(np.mean(list(a.values())) - np.mean(list(b.values()))) if a and b else math.nan
-    return Difference(diff, math.nan, math.nan, math.nan, len(a), len(b), "none"), []
+        return welch(a, b)
+    diff = float(np.mean(a) - np.mean(b)) if a and b else math.nan
+    return Difference(diff, math.nan, math.nan, math.nan, len(a), len(b), "none")
 
 
 def at_level(d: Difference, level: float) -> Difference:
@@ -291,15 +276,15 @@ def prob_improvement(a, b) -> tuple[float, float, float]:
     return point, float(np.quantile(boot, ALPHA / 2)), float(np.quantile(boot, 1 - ALPHA / 2))
 
 
-def seeds_needed(gap: float, sd: float, paired_design: bool, alpha: float = ALPHA, power: float = 0.8) -> int | None:
-    """Runs per cell for a two-sided t-test at alpha to find a gap this large with this power,
-    given the seed-to-seed spread sd (of paired differences, or pooled); None if it cannot be said."""
+def seeds_needed(gap: float, sd: float, alpha: float = ALPHA, power: float = 0.8) -> int | None:
+    """Runs per cell for a two-sided two-sample t-test at alpha to find a gap this large with this power,
+    given the seed-to-seed spread sd (pooled); None if it cannot be said."""
     if not (math.isfinite(gap) and math.isfinite(sd)) or gap == 0 or sd <= 0:
         return None
     effect = abs(gap) / sd
-    from statsmodels.stats.power import TTestIndPower, TTestPower
+    from statsmodels.stats.power import TTestIndPower
 
-    solver = TTestPower() if paired_design else TTestIndPower()
+    solver = TTestIndPower()
     try:
         with warnings.catch_warnings():  # a solver that does not converge says so by returning nan
             warnings.simplefilter("ignore")
@@ -310,12 +295,12 @@ def seeds_needed(gap: float, sd: float, paired_design: bool, alpha: float = ALPH
     return max(2, math.ceil(n)) if math.isfinite(n) else None
 
 
-def seeds_range(gap: float, sd: float, df: float, paired_design: bool, alpha: float = ALPHA, power: float = 0.8,
+def seeds_range(gap: float, sd: float, df: float, alpha: float = ALPHA, power: float = 0.8,
                 coverage: float = 0.8) -> tuple[int | None, int | None]:
     """(fewest, most) runs per cell seeds_needed asks for when the true spread is anywhere in the central
     `coverage` interval that sd, estimated with df degrees of freedom, allows (sd^2 df / sigma^2 is chi-square):
     with 3 runs per cell (4 degrees of freedom) the spread is known only within 0.72x-1.94x, and the runs needed
-    within 0.51x-3.8x (paired on 3 seeds, 2 degrees of freedom: 0.66x-3.1x and 0.43x-9.5x). most None: more than
+    within 0.51x-3.8x. most None: more than
     the solver can say (then the fewest is a lower bound)."""
     if not (math.isfinite(df) and df > 0 and math.isfinite(sd) and sd > 0 and math.isfinite(gap) and gap != 0):
         return None, None
@@ -324,5 +309,4 @@ def seeds_range(gap: float, sd: float, df: float, paired_design: bool, alpha: fl
     tail = (1 - coverage) / 2
     low_sd, high_sd = sd * math.sqrt(df / chi2.ppf(1 - tail, df)), sd * math.sqrt(df / chi2.ppf(tail, df))
     # A gap many spreads wide needs the fewest runs a test takes; the solver finds no n below 2.
-    return (seeds_needed(gap, low_sd, paired_design, alpha, power) or 2,
-            seeds_needed(gap, high_sd, paired_design, alpha, power))
+    return seeds_needed(gap, low_sd, alpha, power) or 2, seeds_needed(gap, high_sd, alpha, power)

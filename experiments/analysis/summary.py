@@ -59,7 +59,7 @@ def summary_text(result: dict, title: str, with_runs: bool = True, sentences: in
     if said:
         lines += [wording.family_sentence(verdict), ""] + [f"- {s}" for s in said]
         lines += ([f"- ... and {more} more comparisons in comparisons.csv"] if more else []) + [""]
-    lines += model_lines(verdict)
+    lines += wording.network_lines(verdict) + model_lines(verdict)
     if with_runs:
         lines += ["Runs:", "", markdown(shown_runs(table)), ""]
         if not result["pivot"].empty and {"model", "optim"} <= set(table.columns):
@@ -120,7 +120,11 @@ def model_lines(verdict) -> list[str]:
         means["emm"] = [f"{m:.4f}" if ok else f"not estimable ({why_not_estimable(verdict, f, lv)})"
                         for m, ok, f, lv in zip(means["emm"], means["estimable"], means["factor"], means["level"])]
         shown = means.drop(columns=[c for c in ("ci_low", "ci_high") if means[c].isna().all()] + ["estimable"])
-        lines += ["Marginal means of test_acc (each level averaged over the other factors' levels):", "",
-                  shown.to_markdown(index=False, floatfmt=".4f"), ""]
+        why = ("; their intervals are the model's, from every cell's own spread with HC3's small-sample inflation, "
+               "so a level that is one recipe gets a different interval here than its t interval over its seeds "
+               "above" if "ci_low" in shown else "")
+        lines += [f"Marginal means of test_acc (each level averaged over the other factors' levels{why}):", "",
+                  shown.rename(columns={"ci_low": "model ci_low", "ci_high": "model ci_high"})
+                  .to_markdown(index=False, floatfmt=".4f"), ""]
     said = wording.model_sentences(verdict)
     return lines + [f"- {s}" for s in said] + ([""] if said else [])

@@ -9,6 +9,7 @@ import pandas as pd
 
 from . import stats
 from .family import Verdict
+from .family import findings as findings_of
 from ..config import label
 from .outcomes import FAILURES, best_cell
 
@@ -58,9 +59,6 @@ def accuracy_sentence(row: dict, v: Verdict) -> str:
 
 
 def sizes(row: dict) -> str:
-    if row["test"] == "paired":
-        left = f", seed {row['left_out_seeds']} left out: only one cell trained it" if row["left_out"] else ""
-        return f"paired on {int(row['n_a'])} seeds{left}"
     return f"n={int(row['n_a'])} each" if row["n_a"] == row["n_b"] else f"n={int(row['n_a'])} and {int(row['n_b'])}"
 
 
@@ -71,7 +69,7 @@ def power(row: dict, v: Verdict) -> str:
         return "; the two agree to 0.05 points"
     alpha = stats.ALPHA / m if v.correction == "holm" else stats.ALPHA
     # The spread is itself estimated from the runs: at 3 per cell, the seeds needed range over 7x (10-90%).
-    fewest, most = stats.seeds_range(gap, row["sd"], row["df"], row["test"] == "paired", alpha=alpha)
+    fewest, most = stats.seeds_range(gap, row["sd"], row["df"], alpha=alpha)
     if fewest is None:
         return ""
     fewest = max(fewest, stats.MIN_FOR_INTERVAL)
@@ -100,8 +98,19 @@ def network_sentence(row: dict, v: Verdict) -> str:
                f"{stats.fmt_p(row['p_adj'])} {CORRECTION_NAMES[v.correction]}; "
                f"{interval(row['ci_low'], row['ci_high'], stats.LEVEL, v.correction)} for these two networks")
     verb = "differ" if row["significant"] else "do not differ measurably"
-    return (f"{on(row)}{which} {verb} on the same {int(row['test_images']):,} test images ({numbers}); one run per "
-            f"recipe says this about the networks, not the recipes: sweep seeds (seed=0,1,2) to compare them")
+    return f"{on(row)}{which} {verb} on the same {int(row['test_images']):,} test images ({numbers})"
+
+
+def network_lines(v: Verdict) -> list[str]:
+    """The trained networks compared where their recipes have too few runs: a section of its own, apart from the
+    findings about recipes, with what it can and cannot say stated once."""
+    if not len(v.networks):
+        return []
+    said = [network_sentence(r, v) for r in v.networks.sort_values("p").to_dict("records")]
+    return ["Trained networks, not recipes: where a recipe has fewer than 3 runs, two networks are compared on the "
+            "same test images (McNemar's exact test, adjusted among these only). A difference here is between "
+            "these two networks; another seed could reverse it, so it is no finding about the recipes: sweep "
+            "seeds (seed=0,1,2) to compare those.", ""] + [f"- {s}" for s in said] + [""]
 
 
 def model_sentences(v: Verdict) -> list[str]:
@@ -167,15 +176,14 @@ def interaction_sentence(model, term: list[str], p: str, cells: pd.DataFrame | N
 
 
 def findings(v: Verdict, limit: int = 8) -> tuple[list[str], int]:
-    """The comparison sentences a person reads: significant claims first, then the largest gaps; and how many
-    more there are (in comparisons.csv)."""
+    """The comparisons of recipes a person reads: significant claims first, then the largest gaps; and how many
+    more there are (in comparisons.csv). The trained networks' comparisons are network_lines'."""
     rows = v.recipes.to_dict("records") if len(v.recipes) else []
-    rows += v.networks.to_dict("records") if len(v.networks) else []
-    write = {"accuracy": accuracy_sentence, "failures": failure_sentence, "networks": network_sentence}
+    write = {"accuracy": accuracy_sentence, "failures": failure_sentence}
 
     def rank(row):
         gap = abs(row["diff"]) if math.isfinite(row.get("diff", math.nan)) else -1
-        return (not row.get("significant", False), row["kind"] == "networks", -gap)
+        return (not row.get("significant", False), -gap)
 
     ordered = sorted(rows, key=rank)
     return [write[r["kind"]](r, v) for r in ordered[:limit]], max(0, len(ordered) - limit)
@@ -186,11 +194,14 @@ def family_sentence(v: Verdict) -> str:
         return "No test of a difference between recipes could be made here."
     c = v.counts
     what = f"{c['accuracy']} comparisons of accuracy, {c['failures']} of failure rates, {c['terms']} model terms"
+    found = len(findings_of(v))
+    said = f"{found} finding{'s' if found != 1 else ''} from {v.claims()} of {v.tests} tests significant"
+    once = " (tests that state the same fact count once)" if v.claims() > found else ""
     if v.correction == "holm":
-        return (f"Claims: {v.claims()} of {v.tests} tests significant at 0.05 after Holm's correction over every test "
-                f"in this summary ({what}): if no recipe differed, the chance of any claim here would be at most 5%.")
-    return (f"Claims: {v.claims()} of {v.tests} tests significant at a 5% false discovery rate (Benjamini-Hochberg) "
-            f"over every test in this summary ({what}): at most 5% of the claims are expected to be false.")
+        return (f"Claims: {said} at 0.05 after Holm's correction over every test in this summary ({what}){once}: if "
+                f"no recipe differed, the chance of any claim here would be at most 5%.")
+    return (f"Claims: {said} at a 5% false discovery rate (Benjamini-Hochberg) over every test in this summary "
+            f"({what}){once}: at most 5% of the significant tests are expected to be false.")
 
 
 def accuracy_text(cell: dict) -> str:
@@ -233,9 +244,9 @@ def headline(v: Verdict) -> str:
     if len(failed):
         text += "; failed runs: " + "; ".join(f"{r['cell']} {int(r['failed_runs'])} of {int(r['counted'])} "
                                               f"({r['failures']})" for r in failed.to_dict("records"))
-    claims = v.claims()
+    found = len(findings_of(v))
     if v.tests:
-        text += f". {claims} significant difference{'s' if claims != 1 else ''} between recipes (see below)."
+        text += f". {found} finding{'s' if found != 1 else ''} about the recipes (see below)."
     elif cells["counted"].max() <= 1:
         text += ". One run per recipe: no claim about the recipes can be made; sweep seeds (seed=0,1,2) for one."
     else:

@@ -68,6 +68,18 @@ def test_a_hint_is_never_a_value_the_sweep_tried_and_a_plateau_points_at_epochs(
     assert d2l and all("the loss never left 2.30 in 2 epochs: try trainer.epochs=6" in f for f in d2l)
 
 
+def test_a_loss_still_at_its_plateau_after_many_steps_points_at_the_lr_not_at_epochs(runs_dir):
+    # Real MNIST: LeNet-5 with SGD at lr 0.9 sits at 0.1135 after 10 epochs of 211 steps; more epochs would not
+    # help, where d2l's sigmoid LeNet at 2 epochs of the embedded digits (114 steps) has only not started yet.
+    record = Record(runs_dir)
+    full = {"trainer.epochs": 10, "trainer.batch_size": 256, "train_size": 54000, "optim.lr": 0.9}
+    record.job("classic", "sgd", acc=0.1135, loss=2.3013, params=full)
+    record.job("classic", "adam", acc=0.988, params=full | {"optim.lr": 0.001})
+    record.end()
+    (failed,) = [line for line in logical(record.brief()) if line.startswith("Failed: ")]
+    assert failed.endswith("often too high an lr: try optim.lr=0.1") and "trainer.epochs" not in failed
+
+
 def test_a_two_by_two_sweep_with_three_seeds_fits_twenty_five_lines_with_its_claims(runs_dir):
     record = Record(runs_dir, swept=["model", "optim", "seed"])
     main_sweep(record, seeds=(0, 1, 2))
@@ -75,11 +87,12 @@ def test_a_two_by_two_sweep_with_three_seeds_fits_twenty_five_lines_with_its_cla
     shown = screen(text, 25)
     assert shown[0].startswith("Best: classic+adam, test accuracy 0.9660 (95% CI over 3 seeds: ")
     assert "test_acc ±95%" in text
+    # Four significant tests (two comparisons, two model terms) state two facts: two findings, each said once.
+    assert "2 findings, from 4 of 4 tests significant at 0.05 (Holm-corrected over all 4):" in logical(text)
     claims = [line for line in logical(text) if line.startswith("- ")]
-    assert claims and all(" beats " in c or "fails more often" in c for c in claims[:-1])
-    assert claims[-1].startswith("- the factorial model's significant terms, on the runs that trained: ")
-    assert "sgd 3 of 6 runs failed" in claims[-1]  # a level that matters says how many of its runs failed
-    assert "tests significant at 0.05, Holm-corrected over all of them:" in text
+    assert [c.split(" among ")[0] for c in claims] == ["- classic beats d2l", "- adam beats sgd"]
+    assert all("; the model term agrees (p<0.001" in c for c in claims)
+    assert "sgd 3 of 6 runs failed" in claims[1]  # a level that matters says how many of its runs failed
 
 
 def test_a_sweep_of_twenty_four_recipes_fits_forty_lines_and_counts_the_rest(runs_dir):

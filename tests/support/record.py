@@ -36,7 +36,8 @@ class Record:
             **(tags or {})}).info.run_id
         full = {"model": model, "optim": optim, "seed": seed, "model.activation": "relu", "model.pool": "max",
                 "optim.lr": 0.001 if optim == "adam" else 0.9, "data": "mnist5k", "trainer.epochs": 2,
-                "trainer.batch_size": 64, "test_size": 1000, "cell": f"{model}+{optim}", **(params or {})}
+                "trainer.batch_size": 64, "test_size": 1000, "train_size": 3600, "cell": f"{model}+{optim}",
+                **(params or {})}
         metrics = [Metric("val_acc", 0.5, self.clock, 1), Metric("train_loss", loss, self.clock, 1)]
         if not math.isnan(acc):
             metrics += [Metric(key, value, self.clock, 0) for key, value in

@@ -13,6 +13,7 @@ from statsmodels.stats.oneway import anova_oneway
 from experiments.analysis import factorial, family, stats, wording
 from experiments.analysis.outcomes import cells, with_outcomes, with_test_intervals
 from experiments.analysis.tables import accuracy_pivot
+from experiments.benchmarks import claims
 
 T_975_DF2 = 4.302652729911275  # Student's t table, 97.5th percentile, 2 degrees of freedom
 
@@ -33,12 +34,7 @@ def test_an_accuracy_interval_is_clipped_to_0_1_and_says_so():
     assert m.low == pytest.approx(m.mean - T_975_DF2 * m.std / math.sqrt(3))  # the low end is the t interval's
 
 
-def test_paired_and_welch_agree_with_scipy():
-    a, b = [0.990, 0.985, 0.992], [0.970, 0.972, 0.969]
-    got = stats.paired(a, b)
-    assert got.p == pytest.approx(scipy_stats.ttest_rel(a, b).pvalue)
-    ci = scipy_stats.ttest_rel(a, b).confidence_interval(0.95)
-    assert (got.low, got.high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+def test_welch_agrees_with_scipy():
     a = [19.8, 20.4, 19.6, 17.8, 18.5, 18.9, 18.3, 18.9, 19.5, 22.0]
     b = [28.2, 26.6, 20.1, 23.3, 25.2, 22.1, 17.7, 27.6, 20.6, 13.7, 23.2, 17.5, 20.6, 18.0, 23.9]
     reference = scipy_stats.ttest_ind(a, b, equal_var=False)
@@ -49,16 +45,20 @@ def test_paired_and_welch_agree_with_scipy():
 
 
 def test_constant_cells_are_not_tested_as_if_certain():
-    assert stats.paired([0.1135] * 3, [0.0980] * 3).test == "none"  # same gap on every seed: t undefined
     assert stats.welch([0.5] * 3, [0.4] * 3).test == "none"
 
 
-def test_pairs_on_the_seeds_both_cells_finished_and_says_which_were_left_out():
-    d, left = stats.compare({0: 0.9, 1: 0.8, 2: 0.7}, {0: 0.6, 1: 0.5, 2: 0.45})
-    assert d.test == "paired" and left == []
-    d, left = stats.compare({0: 0.9, 1: 0.8, 2: 0.7, 3: 0.8}, {0: 0.6, 1: 0.55, 2: 0.5, 4: 0.45})
-    assert d.test == "paired" and d.n_a == 3 and left == [3, 4]
-    d, left = stats.compare({0: 0.9, 1: 0.8}, {0: 0.6, 1: 0.55})
+def test_recipes_are_compared_by_welch_on_every_run_that_trained_not_paired_on_the_seed():
+    # Paired on the seed, these two recipes' 3 seeds differ by 0.2, 0.3, 0.25: p=0.024 with 2 degrees of freedom,
+    # as if the seed number tied a classic run to a d2l run. Welch's test uses each cell's own spread.
+    a, b = {0: 0.9, 1: 0.8, 2: 0.7}, {0: 0.7, 1: 0.5, 2: 0.45}
+    d = stats.compare(a, b)
+    reference = scipy_stats.ttest_ind(list(a.values()), list(b.values()), equal_var=False)
+    assert d.test == "welch" and d.p == pytest.approx(reference.pvalue) and d.p > 0.05
+    assert scipy_stats.ttest_rel(list(a.values()), list(b.values())).pvalue < 0.05  # what pairing would claim
+    d = stats.compare({0: 0.9, 1: 0.8, 2: 0.7, 3: 0.8}, {0: 0.6, 1: 0.55, 2: 0.5, 4: 0.45})
+    assert d.test == "welch" and (d.n_a, d.n_b) == (4, 4)  # no seed left out for want of a partner
+    d = stats.compare({0: 0.9, 1: 0.8}, {0: 0.6, 1: 0.55})
     assert d.test == "none" and d.diff == pytest.approx(0.275)  # 2 seeds: too few for a t-test
 
 
@@ -171,11 +171,12 @@ def test_one_run_per_recipe_makes_no_claim_about_recipes_only_about_the_two_netw
     right = {"r0": rng.random(1000) < 0.93, "r1": rng.random(1000) < 0.90}
     v = family.verdict(runs, ["model"], predictions=right.get)
     said = sentences(v)
-    assert v.claims() == 0 and not any(" beats " in s for s in said)
-    (network,) = [s for s in said if "trained networks" in s]
-    assert network.startswith("the trained networks classic (seed 0) and d2l (seed 0) differ on the same 1,000 test "
-                              "images")
-    assert "says this about the networks, not the recipes" in network
+    assert v.claims() == 0 and not any(" beats " in s or "trained networks" in s for s in said)
+    # the networks' comparison is a section of its own, apart from the findings about recipes, which say so once
+    header, _, network, _ = wording.network_lines(v)
+    assert header.startswith("Trained networks, not recipes: ") and "no finding about the recipes" in header
+    assert network.startswith("- the trained networks classic (seed 0) and d2l (seed 0) differ on the same 1,000 "
+                              "test images")
     (row,) = v.networks.to_dict("records")
     p, only_a, only_b = stats.mcnemar(right["r0"], right["r1"])
     assert row["p"] == pytest.approx(p) and (row["only_a"], row["only_b"]) == (only_a, only_b)
@@ -203,7 +204,7 @@ def test_interval_labels_say_their_level_and_the_csv_holds_the_sentences_numbers
     said = wording.accuracy_sentence(row, v)
     assert f"{row['level']:.2%} CI, Holm's level for this test".replace(".00%", "%") in said
     assert f"{row['ci_low'] * 100:.1f} to {row['ci_high'] * 100:.1f}" in said
-    d = stats.paired([0.9871, 0.9876, 0.9879], [0.9700, 0.9709, 0.9703])
+    d = stats.welch([0.9871, 0.9876, 0.9879], [0.9700, 0.9709, 0.9703])
     assert row["ci_low"] == pytest.approx(stats.at_level(d, row["level"]).low)  # at its Holm step, not at 95%
 
 
@@ -233,19 +234,9 @@ FACTORS = {"model": ["classic", "d2l"], "act": ["relu", "sigmoid", "tanh"], "poo
            "optim": ["adam", "sgd"]}
 
 
-def simulated(rng, factors=FACTORS, seeds=3, effect=None, sd=0.005, noisy=None):
-    """A factorial sweep of pure seed noise around 0.97 (the noisy cell's ten times larger), plus effect(cell)."""
-    rows = []
-    for i, values in enumerate(itertools.product(*factors.values())):
-        cell = dict(zip(factors, values))
-        for seed in range(seeds):
-            noise = rng.normal(0, sd * (10 if i == noisy else 1))
-            rows.append({**cell, "seed": seed, "status": "FINISHED", "closed": False,
-                         "test_acc": 0.97 + (effect(cell) if effect else 0) + noise})
-    frame = pd.DataFrame(rows)
-    frame["best_val_acc"], frame["train_seconds"], frame["test_size"] = frame["test_acc"], 1.0, 10000
-    frame["run_id"] = [f"r{i}" for i in range(len(frame))]
-    return frame
+def simulated(rng, factors=FACTORS, seeds=3, **options):
+    """A factorial sweep of pure seed noise around 0.97, as `bench --claims` makes them (plus options' effect)."""
+    return claims.simulated(rng, factors, seeds, **options)
 
 
 @pytest.mark.slow
@@ -271,6 +262,17 @@ def test_a_planted_effect_is_found_and_a_planted_interaction_is_named():
     mixed = simulated(rng, effect=lambda c: 0.02 if (c["model"], c["optim"]) == ("classic", "adam") else 0)
     named = ("the effect of optim depends on model", "the effect of model depends on optim")
     assert any(s.startswith(named) for s in wording.model_sentences(family.verdict(mixed, list(FACTORS))))
+
+
+def test_one_fact_stated_by_several_tests_is_one_finding():
+    # max pooling 3 points better everywhere: the pool comparison in many contexts and the pool term are one fact
+    rng = np.random.default_rng(11)
+    v = family.verdict(simulated(rng, effect=lambda c: 0.03 if c["pool"] == "max" else 0), list(FACTORS))
+    found = family.findings(v)
+    assert v.claims() >= 3 and [(f.kind, f.factor, f.better, f.worse) for f in found] == \
+        [("accuracy", "pool", "max", "avg")]
+    assert len(found[0].rows) == v.claims() - 1 and found[0].term["term"] == "pool"
+    assert wording.family_sentence(v).startswith(f"Claims: 1 finding from {v.claims()} of {v.tests} tests significant")
 
 
 def test_one_seed_per_cell_says_what_cannot_be_estimated():
@@ -345,19 +347,19 @@ def test_the_seeds_advice_is_a_range_that_holds_the_true_number_as_often_as_it_s
     # A 1-point gap and a 1-point seed-to-seed sd need 17 seeds per cell; estimated from 3 runs per cell, the
     # single number printed before ranged 6 to 79 (10-90%). The range from the spread's own uncertainty (80%)
     # holds the true 17 in about 80% of sweeps.
-    truth = stats.seeds_needed(0.01, 0.01, paired_design=False)
+    truth = stats.seeds_needed(0.01, 0.01)
     assert truth == 17
     rng = np.random.default_rng(29)
     held, widths = 0, []
     for _ in range(1000):
         a, b = rng.normal(0.98, 0.01, 3), rng.normal(0.97, 0.01, 3)
         sd = math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
-        fewest, most = stats.seeds_range(0.01, sd, 4, paired_design=False)
+        fewest, most = stats.seeds_range(0.01, sd, 4)
         held += fewest <= truth <= (most or math.inf)
         widths.append((most or 1000) / fewest)
     assert 0.75 <= held / 1000 <= 0.85
     assert 6 <= np.median(widths) <= 9  # the 0.51x-3.8x of the spread's 80% range, squared
-    assert stats.seeds_range(0.01, 0.01, 400, paired_design=False) in {(16, 18), (16, 19), (17, 18)}
+    assert stats.seeds_range(0.01, 0.01, 400) in {(16, 18), (16, 19), (17, 18)}
 
 
 def test_an_inconclusive_comparison_gives_the_seeds_it_needs_as_a_range():
@@ -383,3 +385,12 @@ def test_a_factor_that_matters_on_the_runs_that_trained_says_how_many_of_its_run
     (optim,) = [s for s in wording.model_sentences(v) if s.startswith("optim matters")]
     assert "sgd failed 2 of 10 runs (2 diverged), adam 0 of 10" in optim, optim
     assert "; the means are of the runs that trained: sgd failed" in optim
+
+
+@pytest.mark.slow  # 15 s: the networks' designs bootstrap
+def test_the_claims_benchmark_prints_each_designs_false_finding_rate_and_the_power(capsys):
+    claims.measure(4)
+    out = capsys.readouterr().out
+    for name, *_ in claims.NULL_DESIGNS:
+        assert f"| {name} " in out
+    assert "| 3                | 1.5 points (3 sd) |" in out and "one test, paired on the seed" in out
