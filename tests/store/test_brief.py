@@ -108,3 +108,16 @@ def test_a_sweep_of_twenty_four_recipes_fits_forty_lines_and_counts_the_rest(run
     text = record.brief()
     screen(text, 40)
     assert "... and 12 more recipes (scores " in text
+
+
+def test_the_full_summary_labels_the_models_intervals_apart_from_a_recipes_own(runs_dir, capsys):
+    # With one factor, a level is one recipe: its t interval over seeds and the model's marginal-mean interval
+    # are two intervals of one quantity, and the summary says which is which.
+    record = Record(runs_dir, swept=["optim", "seed"])
+    for seed in range(3):
+        record.job("classic", "adam", seed, acc=0.96 + 0.002 * seed)
+        record.job("classic", "sgd", seed, acc=0.90 + 0.02 * seed)
+    record.end()
+    _, folder = record.export(capsys, "csv")
+    full = (folder / "summary.md").read_text()
+    assert "their intervals are the model's" in full and "model ci_low" in full, full
