@@ -76,6 +76,7 @@ def register_plugins() -> None:
     import hydra_plugins.lenet_sweeps as ours
 
     plugins = Plugins.instance()  # Hydra's plugin scan, once per process: our configs go in after it
+    plugins.register(ours.BasicSweeper)
     for launcher in ("SlurmLauncher", "LocalLauncher", "JoblibLauncher"):  # each there with its extra
         if hasattr(ours, launcher):
             plugins.register(getattr(ours, launcher))

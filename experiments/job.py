@@ -217,9 +217,12 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path, tracking
         leave(tracking, run, outputs, out)
         return {"diverged_epoch": result.diverged_epoch, "train_loss": result.history[-1]["train_loss"]}
 
-    last_loss, last_acc = evaluate(job.model, job.data.test)
+    # Where the best epoch is the last, the model that trained is the best one: one test pass gives both its
+    # metrics (the same numbers; 45 ms a run on mnist5k, 10x that on full MNIST, on 2 cores).
+    last = None if result.best_epoch == len(result.history) else evaluate(job.model, job.data.test)
     job.model.load_state_dict(result.best_state)
     test_loss, test_acc, outputs.predictions = test_predictions(job)
+    last_loss, last_acc = last or (test_loss, test_acc)
     outputs.best_state = {k: v.cpu() for k, v in result.best_state.items()}
     outputs.model = cpu_copy(job.model) if cfg.mlflow.log_model else None
 

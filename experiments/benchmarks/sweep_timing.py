@@ -133,7 +133,8 @@ def phases(runs: list, start: float, end: float, sequential: bool) -> tuple[str,
     total = end - start
     rows += [["summary, export and exit after the last job", end - max(ends)], ["total, command start to exit", total],
              ["harness: total minus training", total - sum(train)],
-             ["harness share of the wall clock", f"{(total - sum(train)) / total:.0%}"]]
+             ["harness share of the wall clock", f"{(total - sum(train)) / total:.0%}"],
+             ["training share of the wall clock", f"{sum(train) / total:.0%}"]]
     as_text = lambda table: [[x if isinstance(x, str) else f"{x:.2f}" for x in row] for row in table]  # noqa: E731
     return "\n" + fmt_table(headers, as_text(jobs)) + "\n\n" + fmt_table(["phase", "seconds"], as_text(rows)), overhead
 

@@ -221,6 +221,10 @@ def test_each_child_charts_well_and_carries_an_mlflow_model_and_its_dataset(swee
         model = mlflow.pytorch.load_model(child.data.tags["lenet.model"])  # its name says which recipe and seed
         side = int(params["input_size"])
         assert model(torch.zeros(5, 1, side, side)).shape == (5, 10)
+        info = mlflow.models.get_model_info(child.data.tags["lenet.model"])  # logged without MLflow's reload check
+        assert "pytorch" in info.flavors and info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"][-1] == side
+        example = mlflow.models.Model.load(child.data.tags["lenet.model"]).load_input_example()
+        assert example.shape == (2, 1, side, side)  # its input example kept
     assert len({json.loads(c.inputs.dataset_inputs[0].dataset.source)["dataset"] for c in children}) == 1
 
 

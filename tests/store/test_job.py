@@ -225,3 +225,20 @@ def test_a_run_logs_exactly_the_metrics_the_registry_names(runs_dir):
         assert [m.step for m in client.get_metric_history(done.run_id, name)] == [1]  # per epoch: a curve
     for name in metrics.final():
         assert [m.step for m in client.get_metric_history(done.run_id, name)] == [0]  # once: a bar
+
+
+def test_where_the_best_epoch_is_the_last_one_test_pass_gives_both_its_metrics(runs_dir, monkeypatch):
+    import experiments.job
+
+    passes = []
+    evaluate = experiments.job.evaluate
+    monkeypatch.setattr(experiments.job, "evaluate", lambda *a, **k: passes.append(1) or evaluate(*a, **k))
+    done = run(runs_dir, "trainer.epochs=1")  # one epoch: its model is the best and the last
+    metrics = client_of(runs_dir).get_run(done.run_id).data.metrics
+    assert passes == [] and metrics["best_epoch"] == 1
+    assert (metrics["last_test_acc"], metrics["last_test_loss"]) == (metrics["test_acc"], metrics["test_loss"])
+    passes.clear()
+    # An lr that moves nothing: every epoch's validation accuracy ties the first's, so the first stays the best.
+    run(runs_dir, "trainer.epochs=3", "optim.lr=1e-12", "model=d2l", "optim=sgd")
+    later = [r for r in runs_in(runs_dir) if r.data.params["trainer.epochs"] == "3"][0].data.metrics
+    assert later["best_epoch"] == 1 and passes == [1]  # the last model, not the best, is tested apart
