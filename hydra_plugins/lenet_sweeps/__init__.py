@@ -119,13 +119,14 @@ class ComposedOnce:
         self.composed[key] = copy.deepcopy(config)  # the caller's own to change (the launcher sets the job's number)
         return config
 
-    def __getattr__(self, name):  # everything else is the loader's (none before it is set: while unpickling)
-        if "loader" not in self.__dict__:
-            raise AttributeError(name)
-        return getattr(self.__dict__["loader"], name)
+    def __getattr__(self, name):  # everything else is the loader's
+        return getattr(self.loader, name)
 
-    def __getstate__(self):  # pickled with a launcher into a job's process: the loader, not every job's config
-        return {"loader": self.loader, "composed": {}}
+    def __reduce__(self):
+        # Pickled with a launcher into a job's process (submitit), it travels as (a copy of) the plain loader:
+        # that process composes nothing, and the loader's class pickles even after Hydra's plugin scan has
+        # re-imported this module, which leaves this class a stranger to pickle's lookup by name.
+        return copy.copy, (self.loader,)
 
 
 @dataclass
