@@ -2,6 +2,8 @@
 
 tests/services/slurm.sh starts munge, slurmctld and slurmd (and stops them after, unless they were
 already up). The node is a CPU-only partition `cpu`; the commands are the README's recipe for one.
+Hydra's own launcher contract suites run here too, at the end: one file, so that one test process uses the
+cluster at a time (these tests read its queue, and no other's jobs may be in it).
 """
 import os
 import shutil
@@ -9,6 +11,9 @@ import subprocess
 import time
 
 import pytest
+from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
+
+from experiments.config import PROJECT_ROOT, register_plugins
 
 from ..support.commands import printed, run, start
 from ..support.store import QUICK, client_of, runs_in, the_sweep
@@ -186,3 +191,35 @@ def test_a_job_past_its_slurm_time_limit_is_one_line_and_its_run_ends_killed(clu
     assert "time limit" in run_.data.tags["error.message"]
     (parent,) = runs_in(runs_dir, "sweep")
     assert parent.info.status == "FAILED" and queue() == []
+
+
+# Hydra's own contract suites for launchers (hydra.test_utils.launcher_common_tests) against the project's SLURM
+# launcher, as tests/commands/test_hydra_contracts.py runs them against its joblib one: each of the suites' sweeps
+# is a SLURM array job whose tasks run Hydra's trivial task functions and test apps on the node. The project's
+# launcher is named, whatever a plugin scan registered, with the README's CPU-partition settings and the queue
+# read often (these jobs take a second).
+OURS = ["hydra.launcher._target_=hydra_plugins.lenet_sweeps.SlurmLauncher", *CPU_PARTITION[1:],
+        "hydra.launcher.poll_s=0.3"]
+
+
+@pytest.fixture
+def the_projects_slurm_launcher(cluster, hydra_restore_singletons, monkeypatch):
+    """hydra/launcher=lenet_slurm is the project's for a suite's test (Hydra's singletons restored after), and a
+    test app's own process finds it where the checkout's hydra_plugins/ is on its path (the README's advice: an
+    editable install's import hook hides it from Hydra's plugin scan)."""
+    register_plugins()
+    monkeypatch.setenv("PYTHONPATH", str(PROJECT_ROOT))
+
+
+@pytest.mark.usefixtures("the_projects_slurm_launcher")
+@pytest.mark.parametrize("launcher_name, overrides", [("lenet_slurm", OURS)])
+class TestTheProjectsSlurmLauncher(LauncherTestSuite):
+    pass
+
+
+@pytest.mark.usefixtures("the_projects_slurm_launcher")
+@pytest.mark.parametrize("task_launcher_cfg, extra_flags", [({}, ["-m", "hydra/job_logging=hydra_debug",
+                                                                    "hydra/job_logging=disabled",
+                                                                    "hydra/launcher=lenet_slurm", *OURS])])
+class TestTheProjectsSlurmLauncherIntegration(IntegrationTestSuite):
+    pass
