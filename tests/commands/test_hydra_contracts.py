@@ -1,8 +1,9 @@
 """Hydra's own contract suites for launchers (hydra.test_utils.launcher_common_tests), run against the project's
-joblib launcher as Hydra's plugins run them against theirs: trivial task functions, Hydra's own test apps. What
-is the project's alone (a dead worker closed in one line, runs relaunched) has real sweeps elsewhere."""
+joblib launcher (and its basic sweeper, in batches) as Hydra's plugins run them against theirs: trivial task
+functions, Hydra's own test apps. What is the project's alone (a dead worker closed in one line, runs relaunched)
+has real sweeps elsewhere."""
 import pytest
-from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
+from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, IntegrationTestSuite, LauncherTestSuite
 
 from experiments.config import PROJECT_ROOT, compose_with_hydra, register_plugins
 
@@ -19,10 +20,17 @@ def test_hydra_launcher_joblib_is_the_projects_launcher():
 
 
 OURS = "hydra.launcher._target_=hydra_plugins.lenet_sweeps.JoblibLauncher"  # named, whatever a scan registered
+# The project's basic sweeper (it hands the launcher the configs it composed to check a batch), in batches of 2.
+BATCHES_OF_2 = ["hydra.sweeper._target_=hydra_plugins.lenet_sweeps.BasicSweeper", "hydra.sweeper.max_batch_size=2"]
 
 
 @pytest.mark.parametrize("launcher_name, overrides", [("joblib", [OURS])])
 class TestTheProjectsJoblibLauncher(LauncherTestSuite):
+    pass
+
+
+@pytest.mark.parametrize("launcher_name, overrides", [("joblib", [OURS, *BATCHES_OF_2])])
+class TestTheProjectsSweeperInBatches(BatchedSweeperTestSuite):
     pass
 
 

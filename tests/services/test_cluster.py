@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
+from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, IntegrationTestSuite, LauncherTestSuite
 
 from experiments.config import PROJECT_ROOT, register_plugins
 
@@ -214,6 +214,14 @@ def the_projects_slurm_launcher(cluster, hydra_restore_singletons, monkeypatch):
 @pytest.mark.usefixtures("the_projects_slurm_launcher")
 @pytest.mark.parametrize("launcher_name, overrides", [("lenet_slurm", OURS)])
 class TestTheProjectsSlurmLauncher(LauncherTestSuite):
+    pass
+
+
+@pytest.mark.usefixtures("the_projects_slurm_launcher")
+@pytest.mark.parametrize("launcher_name, overrides", [
+    ("lenet_slurm", [*OURS, "hydra.sweeper._target_=hydra_plugins.lenet_sweeps.BasicSweeper",
+                     "hydra.sweeper.max_batch_size=2"])])
+class TestTheProjectsSweeperInBatchesOnSlurm(BatchedSweeperTestSuite):  # each batch its own array job
     pass
 
 
