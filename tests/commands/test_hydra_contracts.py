@@ -7,6 +7,8 @@ from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, Inte
 
 from experiments.config import PROJECT_ROOT, compose_with_hydra, register_plugins
 
+from ..support.contracts import BATCHES_OF_2, integration_flags
+
 
 @pytest.fixture(autouse=True)
 def the_projects_launchers(hydra_restore_singletons):
@@ -20,8 +22,6 @@ def test_hydra_launcher_joblib_is_the_projects_launcher():
 
 
 OURS = "hydra.launcher._target_=hydra_plugins.lenet_sweeps.JoblibLauncher"  # named, whatever a scan registered
-# The project's basic sweeper (it hands the launcher the configs it composed to check a batch), in batches of 2.
-BATCHES_OF_2 = ["hydra.sweeper._target_=hydra_plugins.lenet_sweeps.BasicSweeper", "hydra.sweeper.max_batch_size=2"]
 
 
 @pytest.mark.parametrize("launcher_name, overrides", [("joblib", [OURS])])
@@ -43,8 +43,6 @@ def discoverable(monkeypatch):
 
 # Hydra's test apps in processes of their own, which find the project's launcher by its name.
 @pytest.mark.usefixtures("discoverable")
-@pytest.mark.parametrize("task_launcher_cfg, extra_flags", [({}, ["-m", "hydra/job_logging=hydra_debug",
-                                                                    "hydra/job_logging=disabled",
-                                                                    "hydra/launcher=joblib", OURS])])
+@pytest.mark.parametrize("task_launcher_cfg, extra_flags", [({}, integration_flags("joblib", OURS))])
 class TestTheProjectsJoblibLauncherIntegration(IntegrationTestSuite):
     pass

@@ -16,6 +16,7 @@ from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, Inte
 from experiments.config import PROJECT_ROOT, register_plugins
 
 from ..support.commands import printed, run, start
+from ..support.contracts import BATCHES_OF_2, integration_flags
 from ..support.store import QUICK, client_of, runs_in, the_sweep
 from . import script, unavailable
 
@@ -218,16 +219,12 @@ class TestTheProjectsSlurmLauncher(LauncherTestSuite):
 
 
 @pytest.mark.usefixtures("the_projects_slurm_launcher")
-@pytest.mark.parametrize("launcher_name, overrides", [
-    ("lenet_slurm", [*OURS, "hydra.sweeper._target_=hydra_plugins.lenet_sweeps.BasicSweeper",
-                     "hydra.sweeper.max_batch_size=2"])])
+@pytest.mark.parametrize("launcher_name, overrides", [("lenet_slurm", [*OURS, *BATCHES_OF_2])])
 class TestTheProjectsSweeperInBatchesOnSlurm(BatchedSweeperTestSuite):  # each batch its own array job
     pass
 
 
 @pytest.mark.usefixtures("the_projects_slurm_launcher")
-@pytest.mark.parametrize("task_launcher_cfg, extra_flags", [({}, ["-m", "hydra/job_logging=hydra_debug",
-                                                                    "hydra/job_logging=disabled",
-                                                                    "hydra/launcher=lenet_slurm", *OURS])])
+@pytest.mark.parametrize("task_launcher_cfg, extra_flags", [({}, integration_flags("lenet_slurm", *OURS))])
 class TestTheProjectsSlurmLauncherIntegration(IntegrationTestSuite):
     pass
