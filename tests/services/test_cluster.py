@@ -8,6 +8,7 @@ cluster at a time (these tests read its queue, and no other's jobs may be in it)
 import os
 import shutil
 import subprocess
+import threading
 import time
 
 import pytest
@@ -163,11 +164,27 @@ def test_jobs_waiting_on_a_drained_node_are_reported_and_given_up_on_in_one_line
     assert parent.info.status == "FAILED" and runs_in(runs_dir) == []
 
 
+def released_once_requeued(stop: threading.Event) -> None:
+    """Start a requeued job now, as an admin may: slurmctld holds one for 120 s (its BeginTime) before it may run
+    again, which is the cluster's policy, not what the test checks."""
+    while not stop.wait(0.5):
+        held = subprocess.run(["squeue", "-h", "-t", "PD", "-o", "%i %r"], capture_output=True, text=True).stdout
+        for job_id in [line.split()[0] for line in held.splitlines() if line.endswith(" BeginTime")]:
+            subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"], capture_output=True)
+
+
 def test_a_requeued_job_runs_again_and_its_config_has_one_result(cluster, runs_dir):
     # The job asks SLURM to requeue it as its second epoch starts (its first attempt only), as a node set
     # down does to the jobs on it: SLURM stops that attempt and runs the job again.
-    proc = run("experiments.run", "-m", "model=classic", *CPU_PARTITION, *QUICK, "trainer.epochs=2",
-               "model._target_=tests.support.faults.requeueing_lenet", f"runs_dir={runs_dir}", timeout=400)
+    stop = threading.Event()
+    releaser = threading.Thread(target=released_once_requeued, args=(stop,), daemon=True)
+    releaser.start()
+    try:
+        proc = run("experiments.run", "-m", "model=classic", *CPU_PARTITION, *QUICK, "trainer.epochs=2",
+                   "model._target_=tests.support.faults.requeueing_lenet", f"runs_dir={runs_dir}", timeout=400)
+    finally:
+        stop.set()
+        releaser.join()
     assert "1 of 1 runs finished" in printed(proc)
     first, second = runs_in(runs_dir)
     assert first.info.status == "KILLED" and "SLURM started job" in first.data.tags["lenet.superseded"]
