@@ -196,9 +196,18 @@ def test_a_requeued_job_runs_again_and_its_config_has_one_result(cluster, runs_d
 
 def test_a_job_past_its_slurm_time_limit_is_one_line_and_its_run_ends_killed(cluster, runs_dir):
     # A 2-minute limit that SLURM warns of 20 s ahead (signal_delay_s): the job waits at its second epoch past it.
+    # Once it waits, its limit is cut to 1 minute (as an admin may: scontrol update TimeLimit), so that SLURM's
+    # warning comes at its next check rather than up to 100 s into the job.
     proc = start_sweep(runs_dir, "model=classic", "trainer.epochs=3", "hydra.launcher.timeout_min=2",
                        "hydra.launcher.signal_delay_s=20", "model._target_=tests.support.faults.waiting_lenet",
                        f"+model.marker={runs_dir}/waiting", "+model.wait_s=300")
+    deadline = time.monotonic() + 120
+    while not (runs_dir / "waiting").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    (job_id,) = queue()
+    limit = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%l"], capture_output=True, text=True).stdout
+    assert limit.strip() == "2:00"  # what the sweep asked for reached SLURM
+    subprocess.run(["scontrol", "update", f"jobid={job_id}", "TimeLimit=1"], capture_output=True, check=True)
     output = proc.communicate(timeout=300)[0]
     assert proc.returncode == 1 and "Traceback" not in output, output
     said = [line.split("] ")[-1] for line in output.splitlines() if "time limit" in line]
