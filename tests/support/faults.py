@@ -28,7 +28,7 @@ def exploding_lenet(**kw):
 
 
 def signalling_lenet(signal_name: str = "SIGTERM", to: str = "process", twice: bool = False, tally: str = "",
-                     times: int = 1, **kw):
+                     times: int = 1, until_gone: bool = False, **kw):
     """LeNet-5 that sends a signal as its second epoch starts (the first training step after the first
     evaluation: epoch 1 is logged by then).
 
@@ -37,7 +37,8 @@ def signalling_lenet(signal_name: str = "SIGTERM", to: str = "process", twice: b
     file ("pid:PATH": the sweep's command, as `kill PID` does), or joblib's resource tracker ("resource_tracker").
     twice: a second one 50 ms later, as people press Ctrl-C twice. tally: where the signals sent by every job of
     the sweep are counted; at most `times` are sent, so the test can rerun the very same command (the same sweep)
-    and have it complete.
+    and have it complete. until_gone: with a pidfile, train on only once that process group has exited (a server's
+    next request then finds it down, whatever its shutdown takes).
     """
     net = lenet_classic(**kw)
     sig = signal.Signals[signal_name]
@@ -56,6 +57,8 @@ def signalling_lenet(signal_name: str = "SIGTERM", to: str = "process", twice: b
         if to.startswith(("pidfile:", "pid:")):
             kind, path = to.split(":", 1)
             (os.killpg if kind == "pidfile" else os.kill)(int(open(path).read()), sig)
+            if until_gone:
+                gone(int(open(path).read()))
             return
         if twice:  # while the first one is being handled
             target = f"-{os.getpgid(0)}" if to == "group" else str(os.getpid())
@@ -99,6 +102,24 @@ def waiting_lenet(marker: str, wait_s: float = 120, release: str = "", **kw):
 
     net.register_forward_pre_hook(wait)
     return net
+
+
+def gone(group: int, timeout: float = 60) -> None:
+    """Wait until process group `group` has no live process left (an exited one its parent has not reaped yet,
+    a zombie, serves nothing)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(state != "Z" and pgrp == group for state, pgrp in processes()):
+        time.sleep(0.05)
+
+
+def processes():
+    """(state, process group) of each process on this machine, from /proc."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it exited meanwhile
+            continue
+        yield fields[0], int(fields[2])
 
 
 def claimed(tally: str, times: int) -> bool:
