@@ -1,8 +1,9 @@
 """A tracking server that goes away: a restart is waited out; one that stays down stops the sweep in one line.
 
 The job's model stops the server as its second epoch starts (tests.support.faults, reading the server's pid
-file). In the first test the test starts it again at once (a restart) and the sweep's patience is long; in the
-second it stays down and the patience is turned down, so that giving up is not a wait of the default 120 s.
+file) and trains on once the server is gone. In the first test the test starts it again as soon as the sweep
+says it is waiting (a restart) and the patience is long; in the second it stays down and the patience is turned
+down, so that giving up is not a wait of the default 120 s.
 """
 import time
 

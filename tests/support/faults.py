@@ -56,9 +56,10 @@ def signalling_lenet(signal_name: str = "SIGTERM", to: str = "process", twice: b
             return
         if to.startswith(("pidfile:", "pid:")):
             kind, path = to.split(":", 1)
-            (os.killpg if kind == "pidfile" else os.kill)(int(open(path).read()), sig)
+            target = int(open(path).read())
+            (os.killpg if kind == "pidfile" else os.kill)(target, sig)
             if until_gone:
-                gone(int(open(path).read()))
+                gone(target)
             return
         if twice:  # while the first one is being handled
             target = f"-{os.getpgid(0)}" if to == "group" else str(os.getpid())
@@ -74,12 +75,11 @@ def signalling_lenet(signal_name: str = "SIGTERM", to: str = "process", twice: b
 
 def resource_tracker_of(parent: int) -> int:
     """The pid of loky's resource tracker process started by the process parent."""
-    for entry in Path("/proc").iterdir():
+    for pid, _, ppid, _ in processes():
         try:
-            if entry.name.isdigit() and b"resource_tracker import main" in (entry / "cmdline").read_bytes() and \
-                    int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
-                return int(entry.name)
-        except (OSError, ValueError):
+            if ppid == parent and b"resource_tracker import main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+        except OSError:
             continue
     raise LookupError(f"no resource tracker of process {parent}")
 
@@ -108,18 +108,18 @@ def gone(group: int, timeout: float = 60) -> None:
     """Wait until process group `group` has no live process left (an exited one its parent has not reaped yet,
     a zombie, serves nothing)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(state != "Z" and pgrp == group for state, pgrp in processes()):
+    while time.monotonic() < deadline and any(state != "Z" and pgrp == group for _, state, _, pgrp in processes()):
         time.sleep(0.05)
 
 
 def processes():
-    """(state, process group) of each process on this machine, from /proc."""
+    """(pid, state, parent pid, process group) of each process on this machine, from /proc."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:  # it exited meanwhile
             continue
-        yield fields[0], int(fields[2])
+        yield int(stat.parent.name), fields[0], int(fields[1]), int(fields[2])
 
 
 def claimed(tally: str, times: int) -> bool:
