@@ -13,6 +13,7 @@ interpreter exit). The run command takes Ctrl-C with `quiet_start`, then Ctrl-C,
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import functools
 import logging
@@ -189,6 +190,23 @@ def handle_signals(session=None) -> dict:
 def restore_signals(previous: dict) -> None:
     for signum, handler in previous.items():
         signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def logging_kept():
+    """The caller's logging back after the code inside. Hydra configures the root logger for its run (a console
+    handler on the sys.stdout of that moment, a job's log file): left there, a notebook's next cell would log into
+    the last job's file, and the next test onto a captured stream that is closed."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def handling() -> bool:

@@ -163,19 +163,20 @@ def launch(argv: list[str], session: Session) -> int:
     argv_before = sys.argv[:]
     sys.argv[1:] = argv  # what Hydra's main reads
     previous = cli.handle_signals(session)
-    try:
-        main()  # Hydra exits by itself (SystemExit 1) when a job fails
-    except cli.Interrupted as stop:  # the sweep's parent closes KILLED, with its summary, below
-        return stop.exit_code
-    except SystemExit as stop:
-        return stop.code if isinstance(stop.code, int) else cli.FAILED
-    finally:
+    with cli.logging_kept():  # what closing the runs logs goes where the sweep's lines went
         try:
-            session.background.drain()  # every finished job's files land before its run ends FINISHED
-            close_open(session)
+            main()  # Hydra exits by itself (SystemExit 1) when a job fails
+        except cli.Interrupted as stop:  # the sweep's parent closes KILLED, with its summary, below
+            return stop.exit_code
+        except SystemExit as stop:
+            return stop.code if isinstance(stop.code, int) else cli.FAILED
         finally:
-            sys.argv[:] = argv_before
-            cli.restore_signals(previous)
+            try:
+                session.background.drain()  # every finished job's files land before its run ends FINISHED
+                close_open(session)
+            finally:
+                sys.argv[:] = argv_before
+                cli.restore_signals(previous)
     background = session.background
     if background.fatal is not None:  # the last job's writes found the disk full, or the server gone
         raise stopped(background.fatal, "", getattr(background.fatal, "store", ""))

@@ -1,5 +1,6 @@
 """A sweep is a value: experiments.run_sweep, called again and again in one interpreter as a notebook calls it,
 gets the command's record, checks and errors each time, and leaves nothing behind for the next call."""
+import logging
 import shutil
 import signal
 import threading
@@ -25,6 +26,8 @@ def threads(before=()) -> set[str]:
 
 def test_two_sweeps_in_one_process_each_land_whole_and_leave_nothing_running(runs_dir):
     before_signals, before_threads = signal.getsignal(signal.SIGINT), set(threading.enumerate())
+    root = logging.getLogger()
+    before_logging = (root.handlers[:], root.level)
     first = run_sweep([*MAIN, *TINY, f"runs_dir={runs_dir}"])
     second = run_sweep([*MAIN, *TINY, "seed=1", f"runs_dir={runs_dir}"])
     assert (first.exit_code, second.exit_code) == (0, 0)
@@ -43,6 +46,8 @@ def test_two_sweeps_in_one_process_each_land_whole_and_leave_nothing_running(run
     assert "RUNNING" not in {r.info.status for r in every_run(runs_dir)}
     assert threads(before_threads) == set()  # the heartbeat and the writer stopped with their sweep
     assert signal.getsignal(signal.SIGINT) is before_signals  # the caller's own Ctrl-C handling is back
+    # and its logging: not the last job's log file, nor a console handler on a stream that may be gone
+    assert (root.handlers, root.level) == before_logging
     assert {"classic+adam", "d2l+adam"} <= set(second.cells["cell"])
     assert not second.history("val_acc").empty
 
