@@ -1,5 +1,5 @@
-"""The README's commands as a user runs them, against a real MLflow store: sweeps in a subprocess
-(they need Hydra's launcher and callbacks), the other commands in this process."""
+"""The README's commands as a user runs them, against a real MLflow store: its sweep in a subprocess, exactly as
+typed, the other commands in this process (sweeps that need no process of their own: tests/store/test_sweeps.py)."""
 import json
 import os
 import subprocess
@@ -13,7 +13,7 @@ import pytest
 from experiments import bench, export
 
 from ..support.commands import run
-from ..support.store import client_of, every_run, job_config, runs_in
+from ..support.store import client_of, every_run
 
 SWEEP = ["-m", "model=classic,d2l", "optim=sgd,adam"]
 ARTIFACTS = {"config.yaml", "layers.txt", "history.csv", "learning_curves.png", "confusion_matrix.csv",
@@ -79,44 +79,6 @@ def test_export_writes_four_rows_and_a_pivot(sweep, capsys):
     pivot = pd.read_csv(folder / "pivot.csv")
     assert list(pivot["model"]) == ["classic", "d2l"] and {"adam", "sgd"} <= set(pivot.columns)
     assert "| classic " in printed and "test_acc by model x optim" in printed
-
-
-def test_a_failing_job_ends_failed_and_the_others_still_run(runs_dir):
-    proc = run("experiments.run", "-m", "model=classic", "model._target_=tests.support.faults.exploding_lenet,"
-               "lenet.model.lenet_classic", "trainer.epochs=1", f"runs_dir={runs_dir}", check=False)
-    assert proc.returncode != 0
-    assert "model._target_=tests.support.faults.exploding_lenet: injected fault in forward" in proc.stderr
-    assert "Traceback" not in proc.stdout + proc.stderr  # it is kept in the run's error.txt instead
-    runs = every_run(runs_dir)
-    by_status = {r.info.status: r for r in runs if r.data.tags.get("lenet.role") == "job"}
-    assert set(by_status) == {"FAILED", "FINISHED"}
-    assert by_status["FAILED"].data.tags["error.message"] == "injected fault in forward"
-    assert by_status["FAILED"].data.tags["error.type"] == "RuntimeError"
-    (parent,) = [r for r in runs if r.data.tags.get("lenet.role") == "sweep"]
-    assert parent.info.status == "FAILED"
-
-
-def test_a_seeded_sweep_writes_every_table_and_plot_and_logs_them_on_the_parent(runs_dir):
-    proc = run("experiments.run", "-m", "model=classic,d2l", "seed=0,1", "trainer.epochs=2", f"runs_dir={runs_dir}")
-    printed = proc.stdout + proc.stderr
-    (folder,) = (runs_dir / "exports").iterdir()
-    assert f"Every comparison, the factorial model and the runs: {folder / 'summary.md'}" in " ".join(
-        line.strip() for line in printed.splitlines())  # the terminal says where the full analysis is
-    full = (folder / "summary.md").read_text()
-    assert "Recipes (every swept value but the seed" in full
-    assert "- the trained networks classic (seed 0) and d2l (seed 0) " in full  # the comparison, as a sentence
-    client, runs = client_of(runs_dir), every_run(runs_dir)
-    (parent,) = [r for r in runs if r.data.tags.get("lenet.role") == "sweep"]
-    expected = {"runs.csv", "runs.md", "pivot.csv", "cells.csv", "cells.md", "comparisons.csv", "comparisons.md",
-                "effects.csv", "curves_val_acc.png", "curves_train_loss.png", "test_acc_by_cell.png", "summary.md"}
-    assert expected <= {p.name for p in folder.iterdir()}
-    assert "anova.csv" not in {p.name for p in folder.iterdir()}  # 2 seeds a cell: no test of the factors to tabulate
-    assert expected <= {a.path.removeprefix("summary/") for a in client.list_artifacts(parent.info.run_id, "summary")}
-    cells = pd.read_csv(folder / "cells.csv")
-    assert list(cells["n"]) == [2, 2] and list(cells["model"]) == ["classic", "d2l"]
-    comparison = pd.read_csv(folder / "comparisons.csv").set_index("kind")
-    # two seeds are too few for a claim about the recipes: the networks of seed 0 are compared on their test images
-    assert comparison.loc["accuracy", "test"] == "none" and comparison.loc["networks", "test"] == "mcnemar"
 
 
 def test_export_formats_and_param_filters(sweep, capsys):
@@ -253,38 +215,3 @@ def test_mlflow_models_predict_serves_a_logged_model_from_the_printed_uri(sweep,
     assert proc.returncode == 0, proc.stderr[-2000:]
     (scores,) = json.loads(proc.stdout.strip().splitlines()[-1])["predictions"]
     assert len(scores) == 10
-
-
-def test_a_moved_runs_folder_keeps_its_artifacts_and_logs_new_ones_where_it_is(tmp_path, idx_root):
-    import shutil
-
-    from experiments.job import run_job
-    from experiments.record.store import connect
-
-    first = tmp_path / "first"
-    old = run("experiments.run", "data=mnist", f"data.root={idx_root}", "data.download=false", "trainer.epochs=1",
-              f"runs_dir={first}")
-    assert old.returncode == 0
-    (done,) = runs_in(first)
-    assert done.info.run_name == "data=mnist,trainer.epochs=1"  # what it computes, not where its files are
-    moved = tmp_path / "moved"
-    shutil.move(first, moved)  # the user moves the project, or copies runs/ to another disk
-    cfg, choices = job_config(moved, "data=mnist", f"data.root={idx_root}", "data.download=false", "seed=1")
-    tracking = connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
-    new = run_job(cfg, tracking, "new", {"lenet.role": "job"}, tmp_path / "out2", choices)
-    for run_id in (done.info.run_id, new.run_id):
-        found = tracking.client.get_run(run_id)
-        assert found.info.artifact_uri.startswith((moved / "mlartifacts").as_uri())
-        local = tracking.client.download_artifacts(run_id, "predictions.csv", str(tmp_path))
-        assert len(pd.read_csv(local)) == 100
-
-
-def test_a_relative_runs_dir_is_taken_from_the_working_directory(tmp_path):
-    proc = run("experiments.run", "-m", "model=d2l", "trainer.epochs=1", "runs_dir=myruns", cwd=tmp_path)
-    runs_dir = tmp_path / "myruns"
-    client, found = client_of(runs_dir), every_run(runs_dir)
-    (job,) = [r for r in found if r.data.tags["lenet.role"] == "job"]
-    assert job.info.status == "FINISHED"
-    assert job.info.artifact_uri.startswith((runs_dir / "mlartifacts").as_uri())
-    assert "model_best.pt" in {a.path for a in client.list_artifacts(job.info.run_id)}
-    assert f"mlflow ui --backend-store-uri sqlite:///{runs_dir}/mlflow.db " in proc.stdout + proc.stderr  # any cwd

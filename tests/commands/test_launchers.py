@@ -1,14 +1,12 @@
-"""The same sweep command with other launchers, a sweeper and a tracking server: one parent, one child per job."""
+"""The same sweep command with other launchers, whose jobs run in worker processes: one parent, one child per
+job, and every way a worker ends named (a sweeper and a tracking server in-process: tests/store/test_sweeps.py)."""
 import os
 import signal
 
 import pytest
 
-from experiments import export
-
 from ..support.commands import printed, run, start
 from ..support.faults import memory_limit
-from ..support.servers import MlflowServer
 from ..support.store import client_of, runs_in, the_sweep
 
 
@@ -84,20 +82,6 @@ def group_alive(pgid: int) -> bool:
         return False
 
 
-def test_optuna_search_tracks_each_trial_under_the_study(runs_dir):
-    proc = run("experiments.run", "-m", "hydra/sweeper=search", "hydra.sweeper.n_trials=3", "trainer.epochs=1",
-               f"runs_dir={runs_dir}")
-    assert "Best parameters" in printed(proc)
-    parent, trials = the_sweep(runs_dir)
-    assert len(trials) == 3 and {r.info.status for r in trials} == {"FINISHED"}
-    for trial in trials:
-        assert 1e-4 <= float(trial.data.params["optim.lr"]) <= 1.0
-        assert trial.data.params["trainer.batch_size"] in {"64", "128", "256", "512"}
-        assert trial.info.run_name.startswith("optim.lr=") and "trainer.epochs" not in trial.info.run_name
-        assert "best_val_acc" in trial.data.metrics  # the objective the sweeper maximised
-    assert parent.info.status == "FINISHED"
-
-
 def test_eight_jobs_four_at_a_time_lose_nothing(runs_dir):
     proc = run("experiments.run", "-m", "model=classic,d2l", "optim=sgd,adam", "seed=0,1", "trainer.epochs=2",
                "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", f"runs_dir={runs_dir}",
@@ -114,28 +98,6 @@ def test_eight_jobs_four_at_a_time_lose_nothing(runs_dir):
     (parent,) = runs_in(runs_dir, "sweep")
     assert parent.info.status == "FINISHED"
     assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parent.info.run_id}
-
-
-@pytest.fixture
-def tracking_server(tmp_path):
-    """A real `mlflow server` on a free loopback port: sqlite backend, artifacts served by the server."""
-    server = MlflowServer(tmp_path).start()
-    yield server.uri, server.artifacts
-    server.stop()
-
-
-def test_sweep_logs_to_a_tracking_server_and_export_reads_it_back(tracking_server, tmp_path, capsys):
-    uri, artifact_store = tracking_server
-    run("experiments.run", "-m", "model=classic,d2l", "trainer.epochs=1", f"mlflow.tracking_uri={uri}",
-        f"runs_dir={tmp_path / 'runs'}")
-    client, (_, children) = client_of(uri), the_sweep(uri)
-    assert len(children) == 2 and {r.info.status for r in children} == {"FINISHED"}
-    for child in children:
-        assert "model_best.pt" in {a.path for a in client.list_artifacts(child.info.run_id)}
-    assert list(artifact_store.rglob("model_best.pt"))  # uploaded through the server, kept where it keeps them
-    assert not (tmp_path / "runs" / "mlflow.db").exists()  # nothing went to the local store
-    assert export.main(["--tracking-uri", uri, "--out", str(tmp_path / "exports")]) == 0
-    assert capsys.readouterr().out.count("| FINISHED |") == 2
 
 
 JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.epochs=2", "trainer.progress=lines",

@@ -1,4 +1,5 @@
-"""Faults injected into real sweeps: divergence, concurrent sweeps and stores, a full disk."""
+"""Faults injected into real sweeps that need processes of their own: concurrent sweeps and stores, a full disk,
+changed code, a store overwritten under a running sweep."""
 import os
 import shutil
 import time
@@ -8,34 +9,10 @@ import sys
 
 import pandas as pd
 import pytest
-from experiments import export
 from experiments.config import PROJECT_ROOT
 
 from ..support.commands import ENV, printed, run, start
-from ..support.store import client_of, runs_in
-
-
-def test_divergence_stops_the_run_marks_it_and_the_sweep_goes_on(runs_dir):
-    # d2l's LeNet with GELU at the book's SGD lr 0.9, batch 256, pixels in [0, 1]: nan in epoch 2 or 3 on these
-    # digits (which one depends on torch's thread count: 2 threads, epoch 2; 1 thread, epoch 3).
-    run("experiments.run", "-m", "model=d2l", "model.activation=gelu,sigmoid", "optim=sgd", "trainer.epochs=4",
-        "data.normalize=none", "trainer.batch_size=256", f"runs_dir={runs_dir}")
-    client, jobs = client_of(runs_dir), runs_in(runs_dir)
-    by_activation = {r.data.params["model.activation"]: r for r in jobs}
-    gelu, sigmoid = by_activation["gelu"], by_activation["sigmoid"]
-    epoch = int(gelu.data.tags["lenet.diverged"])
-    assert epoch in (2, 3) and gelu.info.status == "FAILED"  # stopped there, not trained on to epoch 4
-    assert f"nan at epoch {epoch}" in gelu.data.tags["error.message"]
-    steps = [m.step for m in client.get_metric_history(gelu.info.run_id, "train_loss")]
-    assert steps == list(range(1, epoch + 1))  # every epoch it trained is kept
-    assert "test_acc" not in gelu.data.metrics
-    assert gelu.data.metrics["train_seconds"] > 0  # the time it trained still counts (bench --sweep reads it)
-    assert sigmoid.info.status == "FINISHED"
-    assert runs_in(runs_dir, "sweep")[0].info.status == "FINISHED"
-    assert export.main(["--tracking-uri", f"sqlite:///{runs_dir}/mlflow.db", "--out", str(runs_dir / "x")]) == 0
-    table = pd.read_csv(next((runs_dir / "x").glob("*/runs.csv")))
-    row = table.set_index("model.activation").loc["gelu"]
-    assert (row["status"], row["outcome"]) == ("FAILED", "diverged") and pd.isna(row["test_acc"])
+from ..support.store import runs_in
 
 
 def test_sweeps_started_at_once_keep_apart_and_the_same_sweep_runs_once(runs_dir):
