@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
@@ -62,6 +63,7 @@ def test_export_of_an_unknown_sweep_names_the_sweeps_there(runs_dir, capsys):
     assert not (runs_dir / "out").exists()
 
 
+@pytest.mark.slow  # the advice is checked by running it: a process of its own
 def test_a_deleted_experiment_is_one_line_saying_how_to_restore_it_and_its_runs_are_kept(runs_dir, capsys):
     cfg, choices = job_config(runs_dir)
     first = run_job(cfg, connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment), "first", {"lenet.role": "job"},

@@ -129,6 +129,7 @@ print("imported:", " ".join(sorted(m for m in set(sys.modules) - before if m.sta
 """
 
 
+@pytest.mark.slow  # a fresh process of its own: seconds of imports
 @pytest.mark.parametrize("seeds, imports", [(1, False), (3, True)])
 def test_a_one_seed_summary_imports_neither_scipy_stats_nor_statsmodels(runs_dir, seeds, imports):
     import subprocess
