@@ -13,7 +13,7 @@ from experiments.config import compose_with_hydra
 from experiments.errors import Abort
 from experiments.record.runs import RunLog, tracked_run
 from experiments.record.session import scope
-from experiments.record.store import connect, get_or_create, store_template
+from experiments.record.store import connect, get_or_create, store_template, synchronous_normal
 from experiments.sweep import SweepCallback
 
 from ..support.store import runs_in
@@ -170,3 +170,19 @@ def test_a_command_that_runs_out_of_memory_says_so_in_one_line(capsys):
     assert cli.one_line_errors(main)([]) == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("error: out of memory: this process hit its memory limit; raise it (ulimit -v")
+
+
+def test_a_local_stores_commits_skip_their_own_fsync_in_wal_mode_only(tmp_path):
+    # what SQLite's documentation gives for WAL: a killed process loses no commit, a power cut only the last ones
+    uri = f"sqlite:///{tmp_path}/runs/mlflow.db"
+    connect(uri, "lenet-sweeps")
+    engine = MlflowClient(uri)._tracking_client.store.engine  # the one every client of this URI shares
+    with engine.connect() as db:
+        assert db.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert db.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL (FULL is 2)
+    rollback = tmp_path / "rollback.db"
+    with contextlib.closing(sqlite3.connect(rollback)) as db:
+        db.execute("CREATE TABLE t (a)")
+    with contextlib.closing(sqlite3.connect(rollback)) as db:
+        synchronous_normal(db, None)  # a store on a file system without WAL keeps its fsyncs
+        assert db.execute("PRAGMA synchronous").fetchone()[0] == 2
