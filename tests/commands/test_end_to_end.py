@@ -112,6 +112,7 @@ def test_bench_times_the_sweep_by_phase_on_a_store_of_its_own_and_on_a_filled_on
         total = float(rows["total, command start to exit"])
         assert 0 < training < total < took  # read off the sweep's own record, inside the bench's own wall time
         assert 0 < float(rows["start-up: imports, checks, store, first job's data"]) < total - training
+        assert 0 < float(rows["per-job overhead, median"]) < total - training
     assert "per-job overhead, store of 40 runs / empty store: " in printed
     assert not (tmp_path / "mlflow.db").exists()  # its sweeps went to temporary stores, not the user's
 
