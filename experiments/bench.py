@@ -12,7 +12,8 @@ With --sweep, it times the run command's whole sweep instead (default: model=cla
 optim=sgd,adam) from command start to its exported summary, on a fresh store, and splits the
 wall time into start-up, training, per-job overhead and the summary; --prefill N times it again
 on a store already holding N earlier runs. With --load [N], it times a 12-epoch job on a quiet machine and
-beside N CPU-bound processes, with idle OpenMP threads spinning and sleeping (experiments.benchmarks.load).
+beside N CPU-bound processes, with idle OpenMP threads spinning, sleeping and as auto chooses
+(experiments.benchmarks.load).
 With --claims [N], it measures the summary's statistics instead: over N simulated sweeps per design, how often
 it states a finding when no recipe differs, and how often it names a planted gap (experiments.benchmarks.claims).
 """
