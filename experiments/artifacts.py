@@ -151,10 +151,11 @@ def leave(tracking: Tracking, run: RunLog, outputs: Outputs, out: Path) -> None:
     """Write the run's files and log them, then its MLflow model: in the background where it is enabled."""
     def write() -> None:
         write_files(outputs, out)
-        run.tags({ARTIFACTS: ",".join(sorted(path.name for path in out.iterdir()))})  # what resume checks is there
         run.artifacts(out)
+        tags = {ARTIFACTS: ",".join(sorted(path.name for path in out.iterdir()))}  # what resume checks is there
         if outputs.model is not None:
             log_model(tracking, run, outputs.model, outputs.model_name)
-            run.tags({MODEL: model_uri(run.run_id, outputs.model_name)})
+            tags[MODEL] = model_uri(run.run_id, outputs.model_name)
+        run.tags(tags)  # once all is logged, in one call: a run that stopped before says none of it
 
     run.write(write)

@@ -237,8 +237,7 @@ def train(cfg: DictConfig, job: Job, run: RunLog, name: str, out: Path, tracking
     final = {k: logged_value(v) for k, v in final.items()}  # as logged, so a resumed job's values agree
     # Step 0, not the last epoch: MLflow's charts then show one value per run (a bar), and the model
     # logged next carries these as its metrics (MLflow copies a run's step-0 metrics to its model).
-    run.metrics(final, step=0)
-    run.write(lambda: run.params({"step_kind": result.step_kind}))
+    run.metrics(final, step=0, params={"step_kind": result.step_kind})
     run.outcome_tag = "collapsed" if test_acc <= COLLAPSED_AT else "ok"
     outputs.model_name = model
     leave(tracking, run, outputs, out)

@@ -86,11 +86,13 @@ class RunLog:
     def tags(self, tags: dict) -> None:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
-    def metrics(self, values: dict, step: int = 0) -> None:
+    def metrics(self, values: dict, step: int = 0, params: dict | None = None) -> None:
+        """values at step, with a heartbeat and any params in the same call (each call is a commit of its own)."""
         now = int(time.time() * 1000)
         metrics = [Metric(k, logged_value(v), now, step) for k, v in values.items()]
         beat = [RunTag(HEARTBEAT, f"{now / 1000:.0f}")]  # a sign of life, in the same call
-        self.write(lambda: self.client.log_batch(self.run_id, metrics=metrics, tags=beat))
+        also = [Param(k, str(v)) for k, v in (params or {}).items()]
+        self.write(lambda: self.client.log_batch(self.run_id, metrics=metrics, params=also, tags=beat))
 
     def dataset(self, name: str, digest: str, source: dict, schema: dict, profile: dict) -> None:
         """The run's input dataset (MLflow's Dataset column), used for training."""

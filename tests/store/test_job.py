@@ -219,8 +219,12 @@ def test_a_run_logs_exactly_the_metrics_the_registry_names(runs_dir):
 
     done = run(runs_dir)
     client = client_of(runs_dir)
-    logged = client.get_run(done.run_id).data.metrics
+    record = client.get_run(done.run_id).data
+    logged = record.metrics
     assert set(logged) == set(metrics.per_epoch()) | set(metrics.final())
+    # written with the final metrics, and once the files are logged (no model here: QUICK turns it off)
+    assert record.params["step_kind"] in ("eager", "cuda_graph", "torch_compile")
+    assert "model_best.pt" in record.tags["lenet.artifacts"] and "lenet.model" not in record.tags
     for name in metrics.per_epoch():
         assert [m.step for m in client.get_metric_history(done.run_id, name)] == [1]  # per epoch: a curve
     for name in metrics.final():
