@@ -66,6 +66,17 @@ def test_a_reused_curves_canvas_keeps_nothing_of_the_run_before(before, after):
     assert np.array_equal(reused.draw(after, "after"), plots.CurvesCanvas().draw(after, "after"))
 
 
+@pytest.mark.parametrize("epochs", [1, 3, 18])
+def test_the_curves_mark_whole_epochs_and_every_epoch_lies_inside_the_axes(epochs):
+    canvas = plots.CurvesCanvas()
+    canvas.draw(history(epochs), "x")
+    for ax in canvas.axes.values():
+        low, high = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        assert ticks and all(float(t).is_integer() for t in ticks)  # a 1-epoch run: "1", not 0.94, 0.96, ...
+        assert low < 1 and high > epochs and len(ax.get_yticks()) <= 7
+
+
 def test_a_diverged_run_says_it_has_no_finite_loss_and_no_legend_is_left_over():
     canvas = plots.CurvesCanvas()
     canvas.draw(history(4), "x")
