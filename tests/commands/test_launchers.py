@@ -41,9 +41,10 @@ def test_a_submitit_local_sweep_stopped_stops_its_jobs_before_its_parent_closes(
     assert proc.returncode == 128 + sig and "Traceback" not in output, output
     jobs = runs_in(runs_dir)
     (parent,) = runs_in(runs_dir, "sweep")
-    # d2l's run exists if its job made one before the stop (on a loaded machine it may still be starting)
+    # Both jobs carry the fault: the first to start its second epoch sends the signal (which one depends on the
+    # machine's load), and the other's run exists if its job made one before the stop.
     names = sorted(r.info.run_name for r in jobs)
-    assert names in (["classic"], ["classic", "d2l"]), output
+    assert names in (["classic"], ["d2l"], ["classic", "d2l"]), output
     assert {r.info.status for r in jobs} == {"KILLED"} and parent.info.status == "KILLED"
     assert max(r.info.end_time for r in jobs) <= parent.info.end_time  # none ended, or began, after its parent
     assert max(r.info.start_time for r in jobs) <= parent.info.end_time
