@@ -20,7 +20,7 @@ import pandas as pd
 from ..config import recipe
 from ..metrics import BY_NAME, RUNS, where
 from ..record.attempts import superseded
-from ..record.schema import CLOSED, CODE, DIVERGED, MODEL, OUTCOME
+from ..record.schema import CLOSED, CODE, DIVERGED, MODEL, OUTCOME, OVERRIDES
 from .outcomes import FACTOR_KEYS, outcome, with_test_intervals
 
 KINDS = {"string": "str", "int": "Int64", "float": "float64", "bool": "bool"}  # pandas dtypes of each kind
@@ -65,7 +65,8 @@ NAMES = [c.name for c in COLUMNS]
 
 def row_of(run, keys: list[str], missing: list[str]) -> dict:
     """One run's facts, as MLflow holds them (params are strings; typed() makes them numbers)."""
-    params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+    metrics, tags = run.data.metrics, run.data.tags
+    params = run.data.params or launched_with(tags)
     row = {key: params.get(key) for key in keys}
     row |= {m.column: metrics.get(m.name, math.nan) for m in where(RUNS)}
     row = {k: v if not isinstance(v, float) or math.isfinite(v) else math.nan for k, v in row.items()}  # nan, inf
@@ -78,6 +79,18 @@ def row_of(run, keys: list[str], missing: list[str]) -> dict:
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run.info.start_time / 1000)),
             "missing_files": ", ".join(missing) or None}
     return row
+
+
+def launched_with(tags: dict) -> dict:
+    """The values a run was launched with, from its overrides tag: for a run stopped before it logged its params (a
+    signal between its creation and its params, which are one write each), so that it is still named by its recipe
+    (the swept values are among its overrides), not as 'nan'."""
+    values = {}
+    for word in tags.get(OVERRIDES, "").split():
+        key, is_set, value = word.partition("=")
+        if is_set:
+            values[key.lstrip("+~")] = value
+    return values
 
 
 def results_table(runs: list, swept: list[str] | None = None, missing: dict | None = None) -> pd.DataFrame:

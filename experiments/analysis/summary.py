@@ -64,7 +64,7 @@ def summary_text(result: dict, title: str, with_runs: bool = True, sentences: in
         lines += ["Runs:", "", markdown(shown_runs(table)), ""]
         if not result["pivot"].empty and {"model", "optim"} <= set(table.columns):
             lines += ["test_acc by model x optim (runs that trained):", "",
-                      result["pivot"].to_markdown(index=False, floatfmt=".4f"), ""]
+                      markdown_table(result["pivot"], floatfmt=".4f"), ""]  # no run that trained: -, not nan
     return "\n".join(lines)
 
 

@@ -88,6 +88,23 @@ def test_a_run_that_did_not_end_finished_is_never_ok_nor_the_best(runs_dir, caps
     assert record.client.get_run(record.parent).data.tags["lenet.best_cell"] == "d2l+adam"
 
 
+def test_a_run_stopped_before_its_params_is_named_by_the_overrides_it_was_launched_with(runs_dir, capsys):
+    # Seen with submitit: Ctrl-C reached a job between its run's creation and its params, and the summary said
+    # "Not counted: classic 1 interrupted; nan 1 interrupted", with a recipe row named nan.
+    record = Record(runs_dir)
+    record.job("classic", "adam", status="KILLED", acc=math.nan)
+    bare = record.stopped_at_start("model=d2l +model.signal_name=SIGINT optim=adam runs_dir=/somewhere seed=3")
+    record.end("KILLED")
+    said = record.brief()
+    assert "Not counted: classic+adam 1 interrupted; d2l+adam 1 interrupted" in said, said
+    assert "nan" not in said
+    printed, folder = record.export(capsys, "csv")
+    runs = read_runs(folder / "runs.csv").set_index("run_id")
+    assert (runs.loc[bare, "cell"], runs.loc[bare, "model"], runs.loc[bare, "optim"]) == ("d2l+adam", "d2l", "adam")
+    assert runs.loc[bare, "seed"] == 3 and pd.isna(runs.loc[bare, "data"])  # what it was launched with, no more
+    assert "nan" not in printed
+
+
 def test_a_run_ended_failed_after_its_training_said_ok_records_failed(runs_dir):
     tracking = connect(f"sqlite:///{runs_dir}/mlflow.db", "lenet-sweeps")
     with pytest.raises(OSError):

@@ -47,6 +47,17 @@ class Record:
             self.client.set_terminated(run, status, end_time=self.clock + 30_000)
         return run
 
+    def stopped_at_start(self, overrides: str, status="KILLED"):
+        """A job run stopped between its creation and its params (a signal in that window): it holds only the tags
+        it was created with, its launch's overrides among them."""
+        self.clock += 60_000
+        run = self.client.create_run(self.experiment_id, run_name=overrides.split()[0].split("=")[1],
+                                     start_time=self.clock, tags={
+            "lenet.role": "job", "mlflow.parentRunId": self.parent, "lenet.sweep_id": "s1", "lenet.code": "c1",
+            "lenet.config_hash": overrides, "hydra.job_num": "1", "hydra.overrides": overrides}).info.run_id
+        self.client.set_terminated(run, status, end_time=self.clock + 30_000)
+        return run
+
     def end(self, status="FINISHED"):
         self.client.set_terminated(self.parent, status)
 
