@@ -65,8 +65,8 @@ def job_identity(cfg: DictConfig) -> tuple[str, str, dict]:
 def main(cfg: DictConfig) -> float:
     cli.tune()  # a launcher's job process (joblib, submitit) starts here, not in command()
     if not cli.handling():  # a launcher's job process: SIGTERM (scancel, a time limit, joblib) ends its run KILLED
-        cli.handle_signals()
-        launchers.take_time_limit(HydraConfig.get().launcher)
+        cli.handle_signals()  # (a submitit job took them as it started: launchers.take_signals)
+    launchers.take_time_limit(HydraConfig.get().launcher)  # in a SLURM job only
     cli.quiet_log_failures()  # the job's log file, which Hydra has just opened
     hc = HydraConfig.get()
     name, cell, tags = job_identity(cfg)

@@ -41,6 +41,16 @@ def supersede_earlier_attempts(tracking, tags: dict) -> None:
             close_killed(tracking.client, run, f"its SLURM job {job} was requeued")
 
 
+def take_signals() -> None:
+    """A submitit job's first step in its process, before Hydra composes its config and runs its task: SIGTERM
+    (scancel, its sweep's stop) stops it from here on, as in its task. submitit's own handler, set just before,
+    logs and ignores SIGTERM: a job that its sweep's stop reached while it was starting up trained to its end, and
+    the stop waited for it."""
+    from .. import cli
+
+    cli.handle_signals()
+
+
 def take_time_limit(launcher) -> None:
     """In a SLURM job submitit started: SLURM's warning before the job's time limit (USR2, signal_delay_s ahead)
     raises TimeLimit, saying which limit it was, where submitit would end the job with 'timed-out too many times'

@@ -28,6 +28,12 @@ if SubmititSlurmLauncher is not None:
 
             return launch(self, job_overrides, initial_job_idx)
 
+        def __call__(self, *args, **kwargs):  # the job itself, in its own process
+            from experiments.launchers import take_signals
+
+            take_signals()
+            return super().__call__(*args, **kwargs)
+
     @dataclass
     class LenetSlurmConf(SlurmQueueConf):
         """submitit's SLURM settings, and how this launcher watches its jobs (these stay out of sbatch)."""
@@ -45,6 +51,12 @@ if SubmititSlurmLauncher is not None:
             from experiments.launchers.local import launch
 
             return launch(self, job_overrides, initial_job_idx)
+
+        def __call__(self, *args, **kwargs):  # the job itself, in its own process
+            from experiments.launchers import take_signals
+
+            take_signals()
+            return super().__call__(*args, **kwargs)
 
     @dataclass
     class LenetLocalConf(LocalQueueConf):

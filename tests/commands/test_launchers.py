@@ -51,6 +51,22 @@ def test_a_submitit_local_sweep_stopped_stops_its_jobs_before_its_parent_closes(
     assert f"Not counted: {'; '.join(f'{n} 1 interrupted' for n in names)}" in output
 
 
+def test_a_submitit_job_sent_sigterm_while_it_starts_up_stops_there(runs_dir):
+    # submitit's job ignores SIGTERM (it logs "Bypassing signal SIGTERM") until the job's own handler takes it: a job
+    # that its sweep's stop reached while it was still starting up trained to its end, FINISHED in a stopped sweep,
+    # and the stop waited for it (seen as a flaky submitit stop test).
+    proc = run("experiments.run", "-m", "model=classic,d2l", "trainer.epochs=1", "hydra/launcher=submitit_local",
+               "+hydra.callbacks.signalled._target_=tests.support.faults.SignalledAsItStarts",
+               "mlflow.log_model=false", f"runs_dir={runs_dir}", check=False)
+    output = printed(proc)
+    assert proc.returncode == 1 and "Traceback" not in output, output
+    runs = {r.info.run_name: r.info.status for r in runs_in(runs_dir)}
+    assert runs == {"classic": "FINISHED"}, output  # d2l stopped before it made a run
+    (said,) = [line for line in output.splitlines() if "its process died without a result" in line]
+    assert said.startswith("model=d2l "), output  # the job, by its overrides: it has no run to be named by
+    assert runs_in(runs_dir, "sweep")[0].info.status == "FAILED"
+
+
 def test_a_submitit_local_job_the_out_of_memory_killer_ends_is_named_so_and_its_run_closed(runs_dir):
     # In a memory cgroup of 4 GiB one job asks for 6 GiB as its second epoch starts; the other job goes on, unless
     # the kernel, not yet given back the first one's memory, kills it too (seen in CI): then it is named the same.

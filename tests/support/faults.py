@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import torch
+from hydra.experimental.callback import Callback
 
 from lenet.model import lenet_classic
 
@@ -206,3 +207,16 @@ def memory_limit(limit_bytes: int):
                 break
             except OSError:
                 time.sleep(0.1)
+
+
+class SignalledAsItStarts(Callback):
+    """A Hydra callback (+hydra.callbacks.NAME._target_=tests.support.faults.SignalledAsItStarts): job job_num sends
+    itself SIGTERM as it starts, before its task runs, as `scancel` or its sweep's stop reaches a job that is still
+    starting up (imports, its config composed)."""
+
+    def __init__(self, job_num: int = 1):
+        self.job_num = job_num
+
+    def on_job_start(self, config, **kwargs) -> None:
+        if config.hydra.job.num == self.job_num:
+            os.kill(os.getpid(), signal.SIGTERM)
