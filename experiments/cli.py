@@ -159,8 +159,9 @@ def quiet_start() -> None:
 
 
 def handle_signals(session=None) -> dict:
-    """The first SIGINT, SIGTERM or SIGHUP raises Interrupted, noted on the sweep's session; later ones are noted
-    and ignored. Returns the handlers it replaced, for restore_signals (a notebook's kernel gets its own back).
+    """The first SIGINT, SIGTERM or SIGHUP raises Interrupted, noted on the sweep's session, and again if Python
+    dropped it (raised in a finalizer); later ones are noted and ignored. Returns the handlers it replaced, for
+    restore_signals (a notebook's kernel gets its own back).
     One the process ignores stays ignored: a shell's background job ignores SIGINT, `nohup` ignores SIGHUP.
 
     Closing the runs after an interrupt takes a moment (a few store writes); a second Ctrl-C
@@ -170,26 +171,51 @@ def handle_signals(session=None) -> dict:
 
     session = session or current()
 
+    lost = []  # the stop whose Interrupted Python dropped, until it is raised again
+
     def on_signal(signum, frame):
-        if session.received:
+        if session.received and not lost:
             log.warning("%s again: still closing the runs, one moment", signal.Signals(signum).name)
             return
-        session.received.append(signum)
+        if not lost:
+            session.received.append(signum)
+        lost.clear()
         raise Interrupted(signum)
+
+    def on_unraisable(unraisable) -> None:
+        # The handler ran inside a finalizer or a weakref callback (the garbage collector runs them anywhere, in the
+        # middle of training): Python prints what those raise and goes on, and the stop, already noted, would leave
+        # this process training on, deaf to the next signal. Sent again from another thread, once this code has
+        # returned (sent from here, its handler would run here), it lands where it can raise.
+        if not isinstance(unraisable.exc_value, Interrupted):
+            return hook(unraisable)
+        lost.append(unraisable.exc_value.signum)
+        threading.Timer(0.01, send_again, (lost[0],)).start()
+
+    def send_again(signum: int) -> None:
+        if signal.getsignal(signum) is on_signal:  # not after the sweep gave the caller's handler back
+            signal.pthread_kill(threading.main_thread().ident, signum)
 
     on_signal.lenet = True  # handling() knows it by this
     if threading.current_thread() is not threading.main_thread():  # only the main thread may take signals
         return {}
-    previous = {}
+    previous = {UNRAISABLE: sys.unraisablehook}
+    hook, sys.unraisablehook = sys.unraisablehook, on_unraisable
     for signum in STOPPING:
         if signal.getsignal(signum) is not signal.SIG_IGN:
             previous[signum] = signal.signal(signum, on_signal)
     return previous
 
 
+UNRAISABLE = "sys.unraisablehook"  # its key in what handle_signals replaced
+
+
 def restore_signals(previous: dict) -> None:
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
+    for key, handler in previous.items():
+        if key == UNRAISABLE:
+            sys.unraisablehook = handler
+        else:
+            signal.signal(key, handler)
 
 
 @contextlib.contextmanager
