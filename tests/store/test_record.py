@@ -113,15 +113,14 @@ def schema(store) -> tuple:
         return tables, db.execute("SELECT version_num FROM alembic_version").fetchall()
 
 
-def test_a_new_store_is_a_copy_of_mlflows_own_empty_store_made_once_per_machine(tmp_path, monkeypatch):
+def test_a_new_store_is_a_copy_of_mlflows_own_empty_store_made_once_per_machine(tmp_path, monkeypatch, empty_store):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    MlflowClient(f"sqlite:///{tmp_path}/by-mlflow.db").search_experiments()  # MLflow's own creation
     first = connect(f"sqlite:///{tmp_path}/a/mlflow.db", "lenet-sweeps")
     template = store_template()
     made = template.stat().st_mtime_ns
     second = connect(f"sqlite:///{tmp_path}/b/mlflow.db", "lenet-sweeps")
     assert template.stat().st_mtime_ns == made  # made once, copied since
-    assert schema(tmp_path / "b" / "mlflow.db") == schema(tmp_path / "by-mlflow.db")
+    assert schema(tmp_path / "b" / "mlflow.db") == schema(empty_store)  # as MLflow's own creation made it
     default = second.client.get_experiment("0")  # MLflow's Default experiment, as MLflow would have made it
     assert default.name == "Default" and str(template.parent) not in default.artifact_location
     for tracking, where in ((first, "a"), (second, "b")):
@@ -130,13 +129,12 @@ def test_a_new_store_is_a_copy_of_mlflows_own_empty_store_made_once_per_machine(
         assert run.info.artifact_uri.startswith((tmp_path / where / "mlartifacts").as_uri())
 
 
-def test_without_a_writable_cache_mlflow_creates_the_store_as_usual(tmp_path, monkeypatch):
+def test_without_a_writable_cache_mlflow_creates_the_store_as_usual(tmp_path, monkeypatch, empty_store):
     (tmp_path / "not-a-folder").write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-folder"))
-    MlflowClient(f"sqlite:///{tmp_path}/by-mlflow.db").search_experiments()
     tracking = connect(f"sqlite:///{tmp_path}/runs/mlflow.db", "lenet-sweeps")
     assert tracking.client.get_experiment(tracking.experiment_id).name == "lenet-sweeps"
-    assert schema(tmp_path / "runs" / "mlflow.db") == schema(tmp_path / "by-mlflow.db")
+    assert schema(tmp_path / "runs" / "mlflow.db") == schema(empty_store)
 
 
 def test_a_memory_cap_that_refuses_the_summarys_imports_still_ends_the_sweep_in_one_line(runs_dir, monkeypatch, caplog):
