@@ -3,7 +3,7 @@ recipe (the derived param `cell`, every swept value but the seed) with each grou
 every run shown (failed ones too), the swept params, the outcome and the metrics as columns, and charts of
 test accuracy per recipe and the validation accuracy curves with their band.
 
-MLflow 3.17's UI keeps its saved run-table views as experiment tags (`mlflow.sharedViewState.<key>`) and opens
+MLflow 3.17-3.18's UI keeps its saved run-table views as experiment tags (`mlflow.sharedViewState.<key>`) and opens
 one from `?viewStateShareKey=<key>`: a JSON envelope {name, createdAt, updatedAt, state} whose state is the UI's
 own search facets and table/chart state, as JSON. That format is the UI's, not an API: it is written only for
 the MLflow versions it was checked with (tests/commands/test_mlflow_view.py opens it in a real browser), and on
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "mlflow.sharedViewState."
 RUN_NAME = "attributes.`Run Name`"  # the runs table's name column, as the UI's grid knows it
-CHECKED = ("3.17.",)  # MLflow versions whose UI was seen to open this view
+CHECKED = ("3.17.", "3.18.")  # MLflow versions whose UI was seen to open this view
 
 
 def supported() -> bool:
@@ -117,7 +117,7 @@ def where_to_look(tracking_uri: str, experiment_id: str, parent_id: str, view: s
         command = f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)} --port 5000"  # pasteable as it is
         base, start = "http://127.0.0.1:5000", f"{command}, then "
     runs = f"{base}/#/experiments/{experiment_id}/runs"
-    mode = "workflowType=machine_learning"  # MLflow 3.17's UI: its Model training view, not GenAI's
+    mode = "workflowType=machine_learning"  # MLflow 3.17-3.18's UI: its Model training view, not GenAI's
     ready = f"{runs}?{mode}&viewStateShareKey={view}" if view else f"{runs}?{mode}"
     return (f"See it in MLflow: {start}open {ready} (the sweep by recipe; its summary: {runs}/{parent_id}?{mode}; "
             f"if MLflow shows GenAI pages, click \"Model training\" at the top once)")
