@@ -29,11 +29,9 @@ class Record:
             params=None, loss=0.5):
         """A job run of config (model, optim, seed and params), started after every earlier one; loss: its last
         epoch's training loss."""
-        self.clock += 60_000
-        run = self.client.create_run(self.experiment_id, run_name=f"{model}+{optim}", start_time=self.clock, tags={
-            "lenet.role": "job", "mlflow.parentRunId": self.parent, "lenet.sweep_id": "s1", "lenet.code": code,
-            "lenet.config_hash": f"{model}-{optim}-{seed}-{sorted((params or {}).items())}", "hydra.job_num": "0",
-            **(tags or {})}).info.run_id
+        identity = f"{model}-{optim}-{seed}-{sorted((params or {}).items())}"
+        run = self.created(f"{model}+{optim}", {"lenet.code": code, "lenet.config_hash": identity,
+                                                "hydra.job_num": "0", **(tags or {})})
         full = {"model": model, "optim": optim, "seed": seed, "model.activation": "relu", "model.pool": "max",
                 "optim.lr": 0.001 if optim == "adam" else 0.9, "data": "mnist5k", "trainer.epochs": 2,
                 "trainer.batch_size": 64, "test_size": 1000, "train_size": 3600, "cell": f"{model}+{optim}",
@@ -50,13 +48,17 @@ class Record:
     def stopped_at_start(self, overrides: str, status="KILLED"):
         """A job run stopped between its creation and its params (a signal in that window): it holds only the tags
         it was created with, its launch's overrides among them."""
-        self.clock += 60_000
-        run = self.client.create_run(self.experiment_id, run_name=overrides.split()[0].split("=")[1],
-                                     start_time=self.clock, tags={
-            "lenet.role": "job", "mlflow.parentRunId": self.parent, "lenet.sweep_id": "s1", "lenet.code": "c1",
-            "lenet.config_hash": overrides, "hydra.job_num": "1", "hydra.overrides": overrides}).info.run_id
+        run = self.created(overrides.split()[0].split("=")[1], {"lenet.code": "c1", "hydra.job_num": "1",
+                                                                "lenet.config_hash": overrides,
+                                                                "hydra.overrides": overrides})
         self.client.set_terminated(run, status, end_time=self.clock + 30_000)
         return run
+
+    def created(self, name: str, tags: dict) -> str:
+        """A job run of the sweep, started after every earlier one, with these tags beside a job's own."""
+        self.clock += 60_000
+        return self.client.create_run(self.experiment_id, run_name=name, start_time=self.clock, tags={
+            "lenet.role": "job", "mlflow.parentRunId": self.parent, "lenet.sweep_id": "s1", **tags}).info.run_id
 
     def end(self, status="FINISHED"):
         self.client.set_terminated(self.parent, status)
