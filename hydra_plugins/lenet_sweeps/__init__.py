@@ -20,23 +20,19 @@ except ImportError:
 if SubmititSlurmLauncher is not None:
     from hydra.core.utils import JobReturn
 
-    class TakesSignalsFirst:
-        """A submitit launcher whose job, called in its own process, takes SIGTERM before anything else
-        (experiments.launchers.take_signals)."""
-
-        def __call__(self, *args, **kwargs):
-            from experiments.launchers import take_signals
-
-            take_signals()
-            return super().__call__(*args, **kwargs)
-
-    class SlurmLauncher(TakesSignalsFirst, SubmititSlurmLauncher):
+    class SlurmLauncher(SubmititSlurmLauncher):
         """submitit's SLURM launcher with a bounded wait, cancellation on Ctrl-C/SIGTERM and one-line refusals."""
 
         def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
             from experiments.launchers.slurm import launch
 
             return launch(self, job_overrides, initial_job_idx)
+
+        def __call__(self, *args, **kwargs):  # the job itself, in its own process
+            from experiments.launchers import take_signals
+
+            take_signals()
+            return super().__call__(*args, **kwargs)
 
     @dataclass
     class LenetSlurmConf(SlurmQueueConf):
@@ -48,13 +44,19 @@ if SubmititSlurmLauncher is not None:
         pending_report_s: float = 60.0  # while jobs wait PENDING, say why this often
         pending_timeout_min: float = 60.0  # jobs still PENDING after this long: the sweep gives up on them
 
-    class LocalLauncher(TakesSignalsFirst, SubmititLocalLauncher):
+    class LocalLauncher(SubmititLocalLauncher):
         """submitit's local launcher whose jobs stop with their sweep, however it is stopped."""
 
         def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
             from experiments.launchers.local import launch
 
             return launch(self, job_overrides, initial_job_idx)
+
+        def __call__(self, *args, **kwargs):  # the job itself, in its own process
+            from experiments.launchers import take_signals
+
+            take_signals()
+            return super().__call__(*args, **kwargs)
 
     @dataclass
     class LenetLocalConf(LocalQueueConf):
