@@ -153,11 +153,24 @@ def check_values(cfg: DictConfig) -> None:
         check_trainer(cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.compile, cfg.trainer.limit_batches)
         resolve_device(cfg.device)
         net = instantiate(cfg.model)
-        instantiate(cfg.optim, _convert_="all")(net.parameters())
+        check_optimizer(instantiate(cfg.optim, _convert_="all"), net)
         check_data(**{k: cfg.data[k] for k in ("name", "fit_to_input", "normalize", "val_fraction", "mean", "std")})
     except Exception as err:  # Hydra wraps what the target raised: report the target's own words, as config keys
         cause = err.__cause__ or err
         raise BadInput(config_terms(message(cause)) or type(cause).__name__) from None
+
+
+def check_optimizer(make, net) -> None:
+    """The optimizer's own checks of its arguments (lr, betas, momentum). torch's optimizers make them before
+    they take any parameter, and taking one imports torch._dynamo (about 1 CPU s), which a parent whose jobs
+    train in processes of their own (joblib, SLURM) never needs: so first on no parameters, and only where that
+    ends other than in torch's "empty parameter list" (another optimizer) on the network's own."""
+    try:
+        make([])
+    except ValueError as err:
+        if str(err) == "optimizer got an empty parameter list":  # raised once every argument has passed
+            return
+    make(net.parameters())
 
 
 def check_command(argv: list[str]) -> list[DictConfig]:

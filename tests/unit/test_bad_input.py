@@ -2,6 +2,8 @@
 import hashlib
 import os
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
@@ -21,6 +23,10 @@ from ..support.idx import FILES, write_dataset
     (["-m", "optim.lr=0.1,-0.1"], "optim.lr -0.1 must be a finite number > 0"),
     (["optim.lr=inf"], "optim.lr inf must be a finite number > 0"),
     (["optim.lr=1e400"], "optim.lr inf must be a finite number > 0"),
+    # torch's own checks of an optimizer's arguments, and an argument it does not take
+    (["optim.betas=[0.9,2]"], "Invalid beta parameter at index 1: 2"),
+    (["optim=sgd", "+optim.nesterov=true"], "Nesterov momentum requires a momentum and zero dampening"),
+    (["+optim.momentum=0.9"], "got an unexpected keyword argument 'momentum'"),
     (["data.val_fraction=0.9999"], "data.val_fraction 0.9999 leaves none of the 4000 training samples to train on; "
                                    "use at most 0.9997"),
     (["data.normalize=mean_std", "data.std=0"], "data.std 0 must be > 0 (images are divided by it)"),
@@ -143,3 +149,21 @@ def test_a_store_that_is_not_an_mlflow_store_is_named_and_never_written(tmp_path
     assert message in err and err.count("\n") == 1
     assert hashlib.sha256(store.read_bytes()).hexdigest() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]
+
+
+CHECK_A_SWEEP = """
+import sys
+from experiments.validate import check_command
+check_command(["-m", "model=classic,d2l", "optim=sgd,adam", "runs_dir=" + sys.argv[1]])
+print("imported:", " ".join(m for m in sys.modules if m.startswith("torch._dynamo")))
+"""
+
+
+@pytest.mark.slow  # a fresh process of its own: seconds of imports
+def test_checking_a_sweep_leaves_torch_dynamo_to_the_jobs_that_train(tmp_path):
+    # Building an optimizer on a real parameter imports torch._dynamo (about 1 CPU s): a joblib or SLURM parent
+    # would pay it for jobs that train in processes of their own.
+    proc = subprocess.run([sys.executable, "-c", CHECK_A_SWEEP, str(tmp_path / "runs")], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("imported:")[1].strip() == ""
