@@ -161,15 +161,17 @@ def check_values(cfg: DictConfig) -> None:
 
 
 def check_optimizer(make, net) -> None:
-    """The optimizer's own checks of its arguments (lr, betas, momentum). torch's optimizers make them before
-    they take any parameter, and taking one imports torch._dynamo (about 1 CPU s), which a parent whose jobs
-    train in processes of their own (joblib, SLURM) never needs: so first on no parameters, and only where that
-    ends other than in torch's "empty parameter list" (another optimizer) on the network's own."""
-    try:
-        make([])
-    except ValueError as err:
-        if str(err) == "optimizer got an empty parameter list":  # raised once every argument has passed
-            return
+    """The optimizer's own checks of its arguments (lr, betas, momentum). torch's optimizers check every argument
+    before they take a parameter, and taking one imports torch._dynamo (about 1 CPU s), which a parent whose jobs
+    train in processes of their own (joblib, SLURM) never needs: so one of torch's is made on no parameters (what
+    it checks after taking them is about them: dense, real tensors, as LeNet's are), any other on the network's."""
+    if getattr(make, "func", make).__module__.split(".")[:2] == ["torch", "optim"]:
+        try:
+            make([])
+        except ValueError as err:
+            if str(err) == "optimizer got an empty parameter list":  # every argument has passed
+                return
+            raise
     make(net.parameters())
 
 

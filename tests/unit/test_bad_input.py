@@ -6,12 +6,22 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from experiments import bench, export, inspect
 from experiments.errors import BadInput
 from experiments.validate import check_command
 
 from ..support.idx import FILES, write_dataset
+
+
+class LateCheckingAdam(torch.optim.Adam):
+    """An optimizer from outside torch that checks its lr only once it holds the parameters."""
+
+    def __init__(self, params, lr, **kwargs):
+        super().__init__(params, lr=lr, **kwargs)
+        if lr > 0.1:
+            raise ValueError(f"lr {lr} is above 0.1")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -27,6 +37,8 @@ from ..support.idx import FILES, write_dataset
     (["optim.betas=[0.9,2]"], "Invalid beta parameter at index 1: 2"),
     (["optim=sgd", "+optim.nesterov=true"], "Nesterov momentum requires a momentum and zero dampening"),
     (["+optim.momentum=0.9"], "got an unexpected keyword argument 'momentum'"),
+    # an optimizer from elsewhere that checks its arguments only once it holds the parameters
+    (["optim._target_=tests.unit.test_bad_input.LateCheckingAdam", "optim.lr=0.5"], "lr 0.5 is above 0.1"),
     (["data.val_fraction=0.9999"], "data.val_fraction 0.9999 leaves none of the 4000 training samples to train on; "
                                    "use at most 0.9997"),
     (["data.normalize=mean_std", "data.std=0"], "data.std 0 must be > 0 (images are divided by it)"),
