@@ -118,23 +118,16 @@ def test_a_recipe_the_sweep_never_ran_is_named_as_not_run(runs_dir, capsys):
 
 # What the summary's phase imports, in a process of its own: after MLflow (which itself imports scipy's base and
 # scipy.sparse), the export of a sweep imports scipy's tests and statsmodels only where it makes a test.
-IMPORTS = """
-import sys
-import mlflow
-before = set(sys.modules)
+EXPORT = """
 from experiments import export
 assert export.main(["--tracking-uri", sys.argv[1], "--out", sys.argv[2], "--no-attach"]) == 0
-print("imported:", " ".join(sorted(m for m in set(sys.modules) - before if m.startswith(("scipy.stats", "scipy.special",
-                                                                           "statsmodels")))))
 """
 
 
 @pytest.mark.slow  # a fresh process of its own: seconds of imports
 @pytest.mark.parametrize("seeds, imports", [(1, False), (3, True)])
 def test_a_one_seed_summary_imports_neither_scipy_stats_nor_statsmodels(runs_dir, seeds, imports):
-    import subprocess
-    import sys
-
+    from ..support.commands import imported_by
     from ..support.record import Record
 
     record = Record(runs_dir)
@@ -143,9 +136,7 @@ def test_a_one_seed_summary_imports_neither_scipy_stats_nor_statsmodels(runs_dir
                                   ("classic", "sgd", 0.1), ("d2l", "sgd", 0.6 + seed / 50)):
             record.job(model, optim, seed=seed, acc=acc)
     record.end()
-    proc = subprocess.run([sys.executable, "-c", IMPORTS, f"sqlite:///{runs_dir}/mlflow.db", str(runs_dir / "out")],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    imported = proc.stdout.split("imported:")[1]
+    imported = imported_by(EXPORT, ("scipy.stats", "scipy.special", "statsmodels"), f"sqlite:///{runs_dir}/mlflow.db",
+                           str(runs_dir / "out"), setup="import mlflow")
     # 1 seed: no t test, no factorial F; 3 seeds: the t tests import scipy (the check sees an import when there is one)
-    assert bool(imported.strip()) == imports, imported[:300]
+    assert bool(imported) == imports, imported[:20]

@@ -41,3 +41,15 @@ def start(*args: str, cwd=PROJECT_ROOT, session: bool = False, cgroup=None) -> s
 
 def printed(proc: subprocess.CompletedProcess) -> str:
     return proc.stdout + proc.stderr
+
+
+def imported_by(code: str, prefixes: tuple[str, ...], *args: str, setup: str = "") -> list[str]:
+    """The modules under prefixes that code imports in a fresh interpreter (sys.argv[1:]: args), beyond what setup
+    imported first: what a fresh process pays, which a test in a warm one cannot see."""
+    new = f"sorted(m for m in set(sys.modules) - before if m.startswith({prefixes!r}))"
+    script = "\n".join([setup, "import sys", "before = set(sys.modules)", code, f"print('imported:', *{new})"])
+    proc = subprocess.run([sys.executable, "-c", script, *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=300, env=ENV)
+    if proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout.split("imported:")[1].split()

@@ -2,8 +2,6 @@
 import hashlib
 import os
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,6 +10,7 @@ from experiments import bench, export, inspect
 from experiments.errors import BadInput
 from experiments.validate import check_command
 
+from ..support.commands import imported_by
 from ..support.idx import FILES, write_dataset
 
 
@@ -164,10 +163,8 @@ def test_a_store_that_is_not_an_mlflow_store_is_named_and_never_written(tmp_path
 
 
 CHECK_A_SWEEP = """
-import sys
 from experiments.validate import check_command
 check_command(["-m", "model=classic,d2l", "optim=sgd,adam", "runs_dir=" + sys.argv[1]])
-print("imported:", " ".join(m for m in sys.modules if m.startswith("torch._dynamo")))
 """
 
 
@@ -175,7 +172,4 @@ print("imported:", " ".join(m for m in sys.modules if m.startswith("torch._dynam
 def test_checking_a_sweep_leaves_torch_dynamo_to_the_jobs_that_train(tmp_path):
     # Building an optimizer on a real parameter imports torch._dynamo (about 1 CPU s): a joblib or SLURM parent
     # would pay it for jobs that train in processes of their own.
-    proc = subprocess.run([sys.executable, "-c", CHECK_A_SWEEP, str(tmp_path / "runs")], capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split("imported:")[1].strip() == ""
+    assert imported_by(CHECK_A_SWEEP, ("torch._dynamo",), str(tmp_path / "runs")) == []
